@@ -1,0 +1,6 @@
+"""fastnorm: fast, exact instance normalization on NumPy arrays (Numba kernels)."""
+
+from .functional import instance_norm, instance_norm_backward, instance_norm_stats
+
+__all__ = ["instance_norm", "instance_norm_backward", "instance_norm_stats"]
+__version__ = "0.1.0"

@@ -1,0 +1,58 @@
+"""Numba kernels on the canonical views; no validation happens here.
+
+Two layout families cover every channel axis without a transposed copy:
+
+* :mod:`.rows` -- slices made of contiguous rows (NCHW, NCDHW, a channel
+  axis in the middle with long rows);
+* :mod:`.columns` -- channels (and short rows) innermost (NHWC, NDHWC).
+
+Each family has ``*_forward``/``*_backward`` (parallel), their ``*_serial``
+twins for small inputs, ``*_moments`` and ``*_grad_sums`` (used by the
+statistics function and the Dask integration).
+"""
+
+from .columns import (
+    columns_backward,
+    columns_backward_serial,
+    columns_forward,
+    columns_forward_serial,
+    columns_grad_sums,
+    columns_moments,
+)
+from .rows import (
+    COUNT,
+    INVSTD,
+    M2,
+    MEAN,
+    STATS_COLUMNS,
+    SUM_DY,
+    SUM_DYXC,
+    rows_backward,
+    rows_backward_serial,
+    rows_forward,
+    rows_forward_serial,
+    rows_grad_sums,
+    rows_moments,
+)
+
+__all__ = [
+    "COUNT",
+    "INVSTD",
+    "M2",
+    "MEAN",
+    "STATS_COLUMNS",
+    "SUM_DY",
+    "SUM_DYXC",
+    "columns_backward",
+    "columns_backward_serial",
+    "columns_forward",
+    "columns_forward_serial",
+    "columns_grad_sums",
+    "columns_moments",
+    "rows_backward",
+    "rows_backward_serial",
+    "rows_forward",
+    "rows_forward_serial",
+    "rows_grad_sums",
+    "rows_moments",
+]

@@ -1,0 +1,344 @@
+"""Kernels for channels-last layouts (Numba only).
+
+The canonical view is the flat C-ordered array of shape (N, P, K) with
+K = C * Q columns: column ``k`` of sample ``n`` belongs to channel
+``k // Q``.  NHWC is Q = 1.  Every column of a sample has the same count, so
+statistics are kept per column and updated a row at a time, which
+vectorizes across columns; the Q columns of a channel are merged at the end.
+Rows are grouped into blocks of about ``BLOCK`` elements (blocked Welford,
+as in the row kernels) and blocks into parts of about ``PART`` elements that
+run in parallel and merge in a fixed order.
+
+``stats`` has shape (N * C, 6) with columns
+``(count, mean, invstd, sum_dy, sum_dy_xc, m2)``; ``given`` says how many leading
+columns are inputs (see :mod:`fastnorm._kernels.rows`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .common import (
+    BLOCK,
+    ELEMENTWISE_FLAGS,
+    KERNEL_OPTIONS,
+    PART,
+    backward_coefficients,
+    chan_merge,
+    forward_coefficients,
+    inverse_std,
+)
+from .rows import COUNT, INVSTD, M2, MEAN, SUM_DY, SUM_DYXC
+
+
+@njit(**KERNEL_OPTIONS)
+def columns_plan(P, K):
+    """(rows per block, rows per part, parts per sample): shape only."""
+    block_rows = max(1, BLOCK // K)
+    part_rows = max(block_rows, (PART // K) // block_rows * block_rows)
+    parts = (P + part_rows - 1) // part_rows
+    return block_rows, part_rows, parts
+
+
+@njit(**KERNEL_OPTIONS)
+def _range_moments(xf, base, K, r0, r1, block_rows, mean, m2, bmean, bm2):
+    """Per-column (mean, M2) of rows [r0, r1) into ``mean``/``m2``; returns count."""
+    count = 0.0
+    mean[:] = 0.0
+    m2[:] = 0.0
+    for b0 in range(r0, r1, block_rows):
+        b1 = min(r1, b0 + block_rows)
+        nb = float(b1 - b0)
+        bmean[:] = 0.0
+        for r in range(b0, b1):
+            row = xf[base + r * K : base + (r + 1) * K]
+            for k in range(K):
+                bmean[k] += row[k]
+        for k in range(K):
+            bmean[k] = bmean[k] / nb
+        bm2[:] = 0.0
+        for r in range(b0, b1):
+            row = xf[base + r * K : base + (r + 1) * K]
+            for k in range(K):
+                d = row[k] - bmean[k]
+                bm2[k] += d * d
+        total = count + nb
+        f = nb / total
+        w = count * f
+        for k in range(K):
+            d = bmean[k] - mean[k]
+            mean[k] += d * f
+            m2[k] += bm2[k] + d * d * w
+        count = total
+    return count
+
+
+@njit(**KERNEL_OPTIONS)
+def _range_grad_sums(dyf, xf, base, K, r0, r1, colmean, sdy, sdyxc):
+    sdy[:] = 0.0
+    sdyxc[:] = 0.0
+    for r in range(r0, r1):
+        g = dyf[base + r * K : base + (r + 1) * K]
+        row = xf[base + r * K : base + (r + 1) * K]
+        for k in range(K):
+            gk = g[k]
+            sdy[k] += gk
+            sdyxc[k] += gk * (row[k] - colmean[k])
+
+
+@njit(fastmath=ELEMENTWISE_FLAGS, **KERNEL_OPTIONS)
+def _range_normalize(xf, yf, base, K, r0, r1, mean_hi, scale, shift):
+    for r in range(r0, r1):
+        row = xf[base + r * K : base + (r + 1) * K]
+        out = yf[base + r * K : base + (r + 1) * K]
+        for k in range(K):
+            out[k] = (row[k] - mean_hi[k]) * scale[k] + shift[k]
+
+
+@njit(fastmath=ELEMENTWISE_FLAGS, **KERNEL_OPTIONS)
+def _range_backward(dyf, xf, dxf, base, K, r0, r1, mean_hi, a, b, c):
+    for r in range(r0, r1):
+        g = dyf[base + r * K : base + (r + 1) * K]
+        row = xf[base + r * K : base + (r + 1) * K]
+        out = dxf[base + r * K : base + (r + 1) * K]
+        for k in range(K):
+            out[k] = g[k] * a[k] + ((row[k] - mean_hi[k]) * b[k] + c[k])
+
+
+@njit(**KERNEL_OPTIONS)
+def _merge_channel_moments(n, C, Q, counts, means, m2s, eps, stats):
+    """Merge the Q columns of each channel of sample n (parts already merged)."""
+    for c in range(C):
+        count = 0.0
+        mean = 0.0
+        m2 = 0.0
+        for k in range(c * Q, (c + 1) * Q):
+            count, mean, m2 = chan_merge(count, mean, m2, counts, means[k], m2s[k])
+        s = n * C + c
+        stats[s, COUNT] = count
+        stats[s, MEAN] = mean
+        stats[s, INVSTD] = inverse_std(count, m2, eps)
+        stats[s, M2] = m2
+
+
+@njit(parallel=True, **KERNEL_OPTIONS)
+def columns_moments(xf, N, P, C, Q, eps, stats):
+    """Fill (count, mean, invstd, m2) of ``stats``: parallel parts merged in order."""
+    K = C * Q
+    block_rows, part_rows, parts = columns_plan(P, K)
+    counts = np.empty(N * parts)
+    means = np.empty((N * parts, K))
+    m2s = np.empty((N * parts, K))
+    for t in prange(N * parts):
+        n = t // parts
+        r0 = (t - n * parts) * part_rows
+        bmean = np.empty(K)
+        bm2 = np.empty(K)
+        counts[t] = _range_moments(
+            xf, n * P * K, K, r0, min(P, r0 + part_rows), block_rows, means[t], m2s[t], bmean, bm2
+        )
+    for n in prange(N):
+        mean = means[n * parts].copy()
+        m2 = m2s[n * parts].copy()
+        count = counts[n * parts]
+        for t in range(n * parts + 1, (n + 1) * parts):
+            total = count + counts[t]
+            f = counts[t] / total
+            w = count * f
+            for k in range(K):
+                d = means[t, k] - mean[k]
+                mean[k] += d * f
+                m2[k] += m2s[t, k] + d * d * w
+            count = total
+        _merge_channel_moments(n, C, Q, count, mean, m2, eps, stats)
+
+
+@njit(**KERNEL_OPTIONS)
+def _expand_forward(n, C, Q, gamma, beta, stats, coef, mean_hi, scale, shift):
+    """Per-column (mean_hi, scale, shift) of sample n in the data dtype."""
+    for c in range(C):
+        s = n * C + c
+        forward_coefficients(stats[s, MEAN], stats[s, INVSTD], gamma[c], beta[c], coef, s)
+        for k in range(c * Q, (c + 1) * Q):
+            mean_hi[k] = coef[s, 0]
+            scale[k] = coef[s, 1]
+            shift[k] = coef[s, 2]
+
+
+@njit(**KERNEL_OPTIONS)
+def _expand_backward(n, C, Q, gamma, stats, coef, mean_hi, a, b, c_):
+    for c in range(C):
+        s = n * C + c
+        backward_coefficients(
+            stats[s, COUNT],
+            stats[s, MEAN],
+            stats[s, INVSTD],
+            gamma[c],
+            stats[s, SUM_DY],
+            stats[s, SUM_DYXC],
+            coef,
+            s,
+        )
+        for k in range(c * Q, (c + 1) * Q):
+            mean_hi[k] = coef[s, 0]
+            a[k] = coef[s, 1]
+            b[k] = coef[s, 2]
+            c_[k] = coef[s, 3]
+
+
+@njit(**KERNEL_OPTIONS)
+def _column_means(n, C, Q, stats, colmean):
+    for c in range(C):
+        colmean[c * Q : (c + 1) * Q] = stats[n * C + c, MEAN]
+
+
+@njit(**KERNEL_OPTIONS)
+def _merge_channel_sums(n, C, Q, sdy, sdyxc, stats):
+    for c in range(C):
+        s = n * C + c
+        stats[s, SUM_DY] = sdy[c * Q : (c + 1) * Q].sum()
+        stats[s, SUM_DYXC] = sdyxc[c * Q : (c + 1) * Q].sum()
+
+
+@njit(**KERNEL_OPTIONS)
+def _forward_sample(n, xf, yf, P, C, Q, gamma, beta, eps, stats, given, coef):
+    """Statistics (unless given) and output of a single-part sample."""
+    K = C * Q
+    block_rows, _, _ = columns_plan(P, K)
+    base = n * P * K
+    if given == 0:
+        mean = np.empty(K)
+        m2 = np.empty(K)
+        count = _range_moments(xf, base, K, 0, P, block_rows, mean, m2, np.empty(K), np.empty(K))
+        _merge_channel_moments(n, C, Q, count, mean, m2, eps, stats)
+    mean_hi = np.empty(K, dtype=yf.dtype)
+    scale = np.empty(K, dtype=yf.dtype)
+    shift = np.empty(K, dtype=yf.dtype)
+    _expand_forward(n, C, Q, gamma, beta, stats, coef, mean_hi, scale, shift)
+    _range_normalize(xf, yf, base, K, 0, P, mean_hi, scale, shift)
+
+
+@njit(**KERNEL_OPTIONS)
+def _backward_sample(n, dyf, xf, dxf, P, C, Q, gamma, eps, stats, given, coef):
+    """Statistics and sums (unless given) and dx of a single-part sample."""
+    K = C * Q
+    block_rows, _, _ = columns_plan(P, K)
+    base = n * P * K
+    if given == 0:
+        mean = np.empty(K)
+        m2 = np.empty(K)
+        count = _range_moments(xf, base, K, 0, P, block_rows, mean, m2, np.empty(K), np.empty(K))
+        _merge_channel_moments(n, C, Q, count, mean, m2, eps, stats)
+    if given < 5:
+        colmean = np.empty(K)
+        _column_means(n, C, Q, stats, colmean)
+        sdy = np.empty(K)
+        sdyxc = np.empty(K)
+        _range_grad_sums(dyf, xf, base, K, 0, P, colmean, sdy, sdyxc)
+        _merge_channel_sums(n, C, Q, sdy, sdyxc, stats)
+    mean_hi = np.empty(K, dtype=dxf.dtype)
+    a = np.empty(K, dtype=dxf.dtype)
+    b = np.empty(K, dtype=dxf.dtype)
+    c = np.empty(K, dtype=dxf.dtype)
+    _expand_backward(n, C, Q, gamma, stats, coef, mean_hi, a, b, c)
+    _range_backward(dyf, xf, dxf, base, K, 0, P, mean_hi, a, b, c)
+
+
+@njit(parallel=True, **KERNEL_OPTIONS)
+def columns_forward(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given):
+    """Forward for every sample, in parallel over samples or parts."""
+    K = C * Q
+    coef = np.empty((N * C, 3), dtype=yf.dtype)
+    _, part_rows, parts = columns_plan(P, K)
+    if parts == 1:
+        for n in prange(N):
+            _forward_sample(n, xf, yf, P, C, Q, gamma, beta, eps, stats, given, coef)
+        return
+    if given == 0:
+        columns_moments(xf, N, P, C, Q, eps, stats)
+    mean_hi = np.empty((N, K), dtype=yf.dtype)
+    scale = np.empty((N, K), dtype=yf.dtype)
+    shift = np.empty((N, K), dtype=yf.dtype)
+    for n in range(N):
+        _expand_forward(n, C, Q, gamma, beta, stats, coef, mean_hi[n], scale[n], shift[n])
+    for t in prange(N * parts):
+        n = t // parts
+        r0 = (t - n * parts) * part_rows
+        _range_normalize(
+            xf, yf, n * P * K, K, r0, min(P, r0 + part_rows), mean_hi[n], scale[n], shift[n]
+        )
+
+
+@njit(**KERNEL_OPTIONS)
+def columns_forward_serial(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given):
+    """Single-threaded twin of :func:`columns_forward` for small inputs."""
+    coef = np.empty((N * C, 3), dtype=yf.dtype)
+    for n in range(N):
+        _forward_sample(n, xf, yf, P, C, Q, gamma, beta, eps, stats, given, coef)
+
+
+@njit(parallel=True, **KERNEL_OPTIONS)
+def columns_backward(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
+    """dx and per-slice sums for every sample, in parallel."""
+    K = C * Q
+    coef = np.empty((N * C, 4), dtype=dxf.dtype)
+    _, part_rows, parts = columns_plan(P, K)
+    if parts == 1:
+        for n in prange(N):
+            _backward_sample(n, dyf, xf, dxf, P, C, Q, gamma, eps, stats, given, coef)
+        return
+    if given == 0:
+        columns_moments(xf, N, P, C, Q, eps, stats)
+    if given < 5:
+        sdy = np.empty((N * parts, K))
+        sdyxc = np.empty((N * parts, K))
+        colmean = np.empty((N, K))
+        for n in range(N):
+            _column_means(n, C, Q, stats, colmean[n])
+        for t in prange(N * parts):
+            n = t // parts
+            r0 = (t - n * parts) * part_rows
+            _range_grad_sums(
+                dyf, xf, n * P * K, K, r0, min(P, r0 + part_rows), colmean[n], sdy[t], sdyxc[t]
+            )
+        for n in range(N):
+            tot_dy = sdy[n * parts].copy()
+            tot_dyxc = sdyxc[n * parts].copy()
+            for t in range(n * parts + 1, (n + 1) * parts):
+                tot_dy += sdy[t]
+                tot_dyxc += sdyxc[t]
+            _merge_channel_sums(n, C, Q, tot_dy, tot_dyxc, stats)
+    mean_hi = np.empty((N, K), dtype=dxf.dtype)
+    a = np.empty((N, K), dtype=dxf.dtype)
+    b = np.empty((N, K), dtype=dxf.dtype)
+    c = np.empty((N, K), dtype=dxf.dtype)
+    for n in range(N):
+        _expand_backward(n, C, Q, gamma, stats, coef, mean_hi[n], a[n], b[n], c[n])
+    for t in prange(N * parts):
+        n = t // parts
+        r0 = (t - n * parts) * part_rows
+        _range_backward(
+            dyf, xf, dxf, n * P * K, K, r0, min(P, r0 + part_rows), mean_hi[n], a[n], b[n], c[n]
+        )
+
+
+@njit(**KERNEL_OPTIONS)
+def columns_backward_serial(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
+    """Single-threaded twin of :func:`columns_backward` for small inputs."""
+    coef = np.empty((N * C, 4), dtype=dxf.dtype)
+    for n in range(N):
+        _backward_sample(n, dyf, xf, dxf, P, C, Q, gamma, eps, stats, given, coef)
+
+
+@njit(parallel=True, **KERNEL_OPTIONS)
+def columns_grad_sums(dyf, xf, N, P, C, Q, stats):
+    """Fill columns (sum_dy, sum_dy_xc) of ``stats`` from its mean column."""
+    K = C * Q
+    for n in prange(N):
+        colmean = np.empty(K)
+        _column_means(n, C, Q, stats, colmean)
+        sdy = np.empty(K)
+        sdyxc = np.empty(K)
+        _range_grad_sums(dyf, xf, n * P * K, K, 0, P, colmean, sdy, sdyxc)
+        _merge_channel_sums(n, C, Q, sdy, sdyxc, stats)

@@ -1,0 +1,123 @@
+"""Building blocks shared by the kernel families (Numba only).
+
+Every reduction accumulates in float64.  Statistics use blocked Welford:
+each block of at most ``BLOCK`` elements gets its mean and M2 from two
+vectorized sweeps while it sits in L1, and blocks are merged with Chan et
+al.'s pairwise formula on (count, mean, M2).  The split into blocks and
+parts depends only on the shape, never on the thread count, so results are
+bit-identical for any number of threads.
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+#: Elements per Welford block (measured: 4096 was 12% faster than 1024).
+BLOCK = 4096
+#: Elements per part when a slice is split between tasks; a part of x and
+#: its output fit in a 2 MiB L2, so a slice of at most PART elements is
+#: read from memory once (statistics and normalization fused).
+PART = 131072
+
+#: Reductions vectorize only with ``reassoc``; these flags keep NaN/Inf.
+REDUCE_FLAGS = {"reassoc", "contract", "nsz"}
+#: Element-wise passes rely on their rounding order: no ``reassoc`` there.
+ELEMENTWISE_FLAGS = {"contract", "nsz"}
+
+#: Options every kernel shares (``cache`` so services skip the JIT).
+KERNEL_OPTIONS = {"nogil": True, "cache": True, "error_model": "numpy"}
+
+
+@njit(fastmath=REDUCE_FLAGS, **KERNEL_OPTIONS)
+def block_moments(w):
+    """Mean and M2 of a non-empty contiguous block, computed in float64."""
+    n = w.shape[0]
+    s = 0.0
+    for i in range(n):
+        s += w[i]
+    mean = s / n
+    m2 = 0.0
+    for i in range(n):
+        d = w[i] - mean
+        m2 += d * d
+    return mean, m2
+
+
+@njit(**KERNEL_OPTIONS)
+def chan_merge(na, ma, m2a, nb, mb, m2b):
+    """Merge (count, mean, M2) of b into a (Chan, Golub & LeVeque).
+
+    Merging into an empty state (``na == 0``) returns b exactly, so a slice
+    split into one part gives the same bits as an unsplit one.
+    """
+    n = na + nb
+    f = nb / n
+    d = mb - ma
+    return n, ma + d * f, m2a + m2b + d * d * (na * f)
+
+
+@njit(fastmath=REDUCE_FLAGS, **KERNEL_OPTIONS)
+def block_grad_sums(g, w, mean):
+    """sum(g) and sum(g * (w - mean)) of a contiguous block, in float64."""
+    a = 0.0
+    b = 0.0
+    for i in range(w.shape[0]):
+        gi = g[i]
+        a += gi
+        b += gi * (w[i] - mean)
+    return a, b
+
+
+@njit(**KERNEL_OPTIONS)
+def inverse_std(count, m2, eps):
+    """1 / sqrt(population variance + eps)."""
+    return 1.0 / math.sqrt(m2 / count + eps)
+
+
+@njit(**KERNEL_OPTIONS)
+def forward_coefficients(mean, invstd, gamma, beta, coef, s):
+    """Store (mean_hi, scale, shift) for slice ``s`` in the data dtype.
+
+    The output is ``(x - mean_hi) * scale + shift``.  ``mean_hi`` is the
+    float64 mean rounded to the data dtype, so ``x - mean_hi`` is exact for
+    x near the mean; the rounding remainder ``mean - mean_hi`` moves into
+    ``shift``.  A constant slice therefore gives exactly ``beta``, which the
+    shortcut ``x * scale + (beta - mean * scale)`` does not.
+    """
+    scale = gamma * invstd
+    coef[s, 0] = mean
+    mean_hi = coef[s, 0]
+    coef[s, 1] = scale
+    coef[s, 2] = beta - (mean - mean_hi) * scale
+
+
+@njit(**KERNEL_OPTIONS)
+def backward_coefficients(count, mean, invstd, gamma, sum_dy, sum_dyxc, coef, s):
+    """Store (mean_hi, a, b, c) with ``dx = dy * a + ((x - mean_hi) * b + c)``.
+
+    From ``dx = gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat))``
+    with ``sum_dyxc = sum(dy * (x - mean))``.
+    """
+    a = gamma * invstd
+    b = -a * sum_dyxc * invstd * invstd / count
+    coef[s, 0] = mean
+    mean_hi = coef[s, 0]
+    coef[s, 1] = a
+    coef[s, 2] = b
+    coef[s, 3] = -a * (sum_dy / count) - b * (mean - mean_hi)
+
+
+@njit(fastmath=ELEMENTWISE_FLAGS, **KERNEL_OPTIONS)
+def normalize_span(w, o, mean_hi, scale, shift):
+    """o = (w - mean_hi) * scale + shift, in the data dtype."""
+    for i in range(w.shape[0]):
+        o[i] = (w[i] - mean_hi) * scale + shift
+
+
+@njit(fastmath=ELEMENTWISE_FLAGS, **KERNEL_OPTIONS)
+def backward_span(g, w, o, mean_hi, a, b, c):
+    """o = g * a + ((w - mean_hi) * b + c), in the data dtype."""
+    for i in range(w.shape[0]):
+        o[i] = g[i] * a + ((w[i] - mean_hi) * b + c)

@@ -1,0 +1,507 @@
+"""Public functions on NumPy arrays: validation, canonical views, dispatch.
+
+Nothing here loops over data; the kernels in :mod:`fastnorm._kernels` do.
+This module turns any accepted input into the canonical flat C-ordered view
+(N, P, C, Q), picks the kernel family and the serial or parallel variant from
+the shape alone, and turns every bad input into a ``TypeError`` or
+``ValueError`` that names the argument before Numba could see it.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from typing import NamedTuple
+
+import numpy as np
+
+from . import _kernels as K
+from . import runtime
+
+__all__ = [
+    "backward_with_sums",
+    "instance_norm",
+    "instance_norm_backward",
+    "instance_norm_stats",
+    "normalize_with_stats",
+    "partial_grad_sums",
+    "partial_moments",
+]
+
+#: Inputs up to this many elements run on the single-threaded kernels: a
+#: parallel launch (~2 us here) costs more than their whole computation.
+SERIAL_MAX_ELEMENTS = 65536
+#: A channel axis in the middle with rows shorter than this uses the
+#: channels-last kernels (per-column statistics) instead of per-row blocks.
+MIN_ROW_LENGTH = 256
+
+_NATIVE = (np.dtype(np.float32), np.dtype(np.float64))
+_FLOAT16 = np.dtype(np.float16)
+
+_ROWS = {
+    "forward": (K.rows_forward_serial, K.rows_forward),
+    "backward": (K.rows_backward_serial, K.rows_backward),
+    "moments": K.rows_moments,
+    "grad_sums": K.rows_grad_sums,
+}
+_COLUMNS = {
+    "forward": (K.columns_forward_serial, K.columns_forward),
+    "backward": (K.columns_backward_serial, K.columns_backward),
+    "moments": K.columns_moments,
+    "grad_sums": K.columns_grad_sums,
+}
+
+
+class Layout(NamedTuple):
+    """Where the channel axis sits: x viewed as (N, P, C, Q)."""
+
+    shape: tuple
+    axis: int
+    N: int
+    P: int
+    C: int
+    Q: int
+
+    @property
+    def kernels(self) -> dict:
+        if self.Q == 1 or (self.P > 1 and self.Q < MIN_ROW_LENGTH):
+            return _COLUMNS
+        return _ROWS
+
+    @property
+    def size(self) -> int:
+        return self.N * self.P * self.C * self.Q
+
+
+# --------------------------------------------------------------------------
+# validation
+
+
+def _describe(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _as_array(name: str, value) -> np.ndarray:
+    if type(value) is np.ndarray:
+        return value
+    if value is None or isinstance(value, (str, bytes, dict, set)):
+        raise TypeError(f"{name} must be an array of floats, got {_describe(value)}")
+    try:
+        return np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name} must be an array of floats, got {_describe(value)}") from exc
+
+
+def _compute_dtype(name: str, dtype: np.dtype) -> np.dtype:
+    """float32/float64 compute natively; float16 computes in float32."""
+    if dtype in _NATIVE:
+        return dtype
+    if dtype == _FLOAT16:
+        return _NATIVE[0]
+    raise TypeError(
+        f"{name} has dtype {dtype}; expected float16, float32 or float64 "
+        "(convert integers or other types with .astype(np.float32) first)"
+    )
+
+
+def _layout(x: np.ndarray, axis) -> Layout:
+    shape = x.shape
+    ndim = len(shape)
+    if ndim < 3:
+        raise ValueError(
+            f"x must have at least 3 dimensions (samples, channels, and at least one "
+            f"axis to normalize over), got shape {shape}"
+        )
+    if type(axis) is not int:
+        if isinstance(axis, (bool, np.bool_)):
+            raise TypeError(f"axis must be an integer, got {axis!r}")
+        try:
+            axis = operator.index(axis)
+        except TypeError:
+            raise TypeError(f"axis must be an integer, got {_describe(axis)}") from None
+    a = axis + ndim if axis < 0 else axis
+    if not 0 < a < ndim:
+        raise ValueError(
+            f"axis={axis} is not a valid channel axis for an array of {ndim} dimensions; "
+            f"expected 1..{ndim - 1} or -{ndim - 1}..-1 (axis 0 holds the samples)"
+        )
+    P = math.prod(shape[1:a])
+    Q = math.prod(shape[a + 1 :])
+    return Layout(shape, a, shape[0], P, shape[a], Q)
+
+
+def _check_eps(eps) -> float:
+    if isinstance(eps, (bool, np.bool_)) or not isinstance(
+        eps, (int, float, np.integer, np.floating)
+    ):
+        raise TypeError(f"eps must be a real number, got {_describe(eps)}")
+    value = float(eps)
+    if not (value >= 0.0 and math.isfinite(value)):
+        raise ValueError(f"eps must be finite and >= 0, got {eps!r}")
+    return value
+
+
+def _channel_param(name: str, value, C: int, dtype: np.dtype, default: float) -> np.ndarray:
+    """gamma/beta as float64 (C,), rounded through the compute dtype first."""
+    if value is None:
+        return np.full(C, default)
+    arr = _as_array(name, value)
+    if arr.dtype.kind not in "fiu" or arr.dtype == np.bool_:
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if arr.shape != (C,):
+        raise ValueError(
+            f"{name} must have shape ({C},) (one value per channel), got shape {arr.shape}"
+        )
+    if arr.dtype != dtype:
+        arr = arr.astype(dtype)
+    return arr.astype(np.float64)
+
+
+def _check_out(out, shape: tuple, dtype: np.dtype, what: str) -> np.ndarray:
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray, got {_describe(out)}")
+    if out.shape != shape:
+        raise ValueError(f"out must have the shape of {what} {shape}, got shape {out.shape}")
+    if out.dtype != dtype:
+        raise ValueError(f"out must have the dtype of {what} ({dtype}), got dtype {out.dtype}")
+    if not out.flags.writeable:
+        raise ValueError("out must be writable, got a read-only array")
+    return out
+
+
+def _check_stats(mean, invstd, N: int, C: int):
+    if (mean is None) != (invstd is None):
+        missing = "invstd" if invstd is None else "mean"
+        raise ValueError(f"mean and invstd go together; {missing} is missing")
+    arrays = []
+    for name, value in (("mean", mean), ("invstd", invstd)):
+        arr = _as_array(name, value)
+        if arr.dtype.kind != "f":
+            raise TypeError(f"{name} must be a float array, got dtype {arr.dtype}")
+        if arr.shape != (N, C):
+            raise ValueError(f"{name} must have shape (N, C) = {(N, C)}, got shape {arr.shape}")
+        arrays.append(arr.astype(np.float64).reshape(-1))
+    return arrays
+
+
+def _input(name: str, value):
+    arr = _as_array(name, value)
+    return arr, _compute_dtype(name, arr.dtype)
+
+
+# --------------------------------------------------------------------------
+# views and dispatch
+
+
+def _flat(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """A flat C-ordered view (or, when unavoidable, copy) in ``dtype``."""
+    if arr.dtype != dtype:
+        return arr.astype(dtype, order="C").reshape(-1)
+    if arr.flags.c_contiguous:
+        return arr.reshape(-1)
+    return np.ascontiguousarray(arr).reshape(-1)
+
+
+def _result_buffer(out, compute: np.dtype, *flat_inputs: np.ndarray):
+    """Flat buffer the kernel writes: ``out`` itself when that is safe.
+
+    Writing in place over an input is safe only when both are the same
+    memory element for element (every kernel reads an element before it
+    writes it and finishes all statistics first); a partial overlap gets a
+    scratch buffer.
+    """
+    size = flat_inputs[0].size
+    if out is not None and out.dtype == compute and out.flags.c_contiguous:
+        flat = out.reshape(-1)
+        if all(
+            not np.may_share_memory(flat, inp) or _same_memory(flat, inp) for inp in flat_inputs
+        ):
+            return flat, True
+    return np.empty(size, dtype=compute), False
+
+
+def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+
+
+def _finish(buf: np.ndarray, wrote_out: bool, out, shape: tuple, dtype: np.dtype):
+    if out is None:
+        result = buf.reshape(shape)
+        return result if result.dtype == dtype else result.astype(dtype)
+    if not wrote_out:
+        np.copyto(out, buf.reshape(shape), casting="unsafe")
+    return out
+
+
+def _new_stats(lay: Layout) -> np.ndarray:
+    return np.empty((lay.N * lay.C, K.STATS_COLUMNS))
+
+
+def _run(pair, lay: Layout, *args):
+    serial, parallel = pair
+    if lay.size <= SERIAL_MAX_ELEMENTS:
+        return serial(*args)
+    return runtime.call_parallel(parallel, serial, *args)
+
+
+def _forward_into(buf, xf, lay, g, b, eps, stats, given):
+    _run(lay.kernels["forward"], lay, xf, buf, lay.N, lay.P, lay.C, lay.Q, g, b, eps, stats, given)
+
+
+# --------------------------------------------------------------------------
+# public API
+
+
+def instance_norm(x, gamma=None, beta=None, *, axis=1, eps=1e-5, out=None):
+    """Instance normalization of an array with a channel axis.
+
+    Every (sample, channel) slice is normalized over all other axes::
+
+        y = (x - mean) / sqrt(var + eps) * gamma[c] + beta[c]
+
+    with the population variance, as MXNet Gluon's ``nn.InstanceNorm``,
+    PyTorch's ``instance_norm`` and ONNX's ``InstanceNormalization`` do.
+
+    Parameters
+    ----------
+    x : array_like
+        Input of at least 3 dimensions; axis 0 holds the samples.  float32
+        and float64 are computed natively; float16 is computed in float32.
+        Any memory layout is accepted.
+    gamma, beta : array_like of shape (C,), optional
+        Per-channel scale and shift; None means ones and zeros.  Converted to
+        the compute dtype.
+    axis : int, default 1
+        The channel axis; any axis but 0, negative values allowed (``-1``
+        for channels-last layouts such as NHWC).
+    eps : float, default 1e-5
+        Added to the variance inside the square root; finite and ``>= 0``.
+    out : numpy.ndarray, optional
+        Writable array of x's shape and dtype to receive the result; may be
+        ``x`` itself.
+
+    Returns
+    -------
+    numpy.ndarray
+        The normalized array (``out`` when given), of x's shape and dtype.
+
+    Notes
+    -----
+    Statistics use blocked Welford accumulated in float64, so large offsets
+    keep their digits; a constant slice gives exactly ``beta``; NaN or Inf
+    in a slice makes only that slice NaN.
+    """
+    x, compute = _input("x", x)
+    lay = _layout(x, axis)
+    eps = _check_eps(eps)
+    g = _channel_param("gamma", gamma, lay.C, compute, 1.0)
+    b = _channel_param("beta", beta, lay.C, compute, 0.0)
+    if out is not None:
+        _check_out(out, x.shape, x.dtype, "x")
+    if x.size == 0:
+        return np.empty(x.shape, x.dtype) if out is None else out
+    xf = _flat(x, compute)
+    buf, wrote_out = _result_buffer(out, compute, xf)
+    _forward_into(buf, xf, lay, g, b, eps, _new_stats(lay), 0)
+    return _finish(buf, wrote_out, out, x.shape, x.dtype)
+
+
+def instance_norm_stats(x, *, axis=1, eps=1e-5):
+    """Per (sample, channel) mean and ``1 / sqrt(var + eps)``.
+
+    Parameters
+    ----------
+    x : array_like
+        As for :func:`instance_norm`.
+    axis : int, default 1
+        The channel axis.
+    eps : float, default 1e-5
+        Added to the variance.
+
+    Returns
+    -------
+    mean, invstd : numpy.ndarray
+        float64 arrays of shape (N, C), the exact statistics the other
+        functions use; passing them to :func:`instance_norm_backward` skips
+        recomputing them and gives the same result.
+    """
+    x, compute = _input("x", x)
+    lay = _layout(x, axis)
+    eps = _check_eps(eps)
+    stats = _new_stats(lay)
+    if x.size == 0:
+        stats[:] = np.nan
+    else:
+        lay.kernels["moments"](_flat(x, compute), lay.N, lay.P, lay.C, lay.Q, eps, stats)
+    return (
+        stats[:, K.MEAN].reshape(lay.N, lay.C),
+        stats[:, K.INVSTD].reshape(lay.N, lay.C),
+    )
+
+
+def instance_norm_backward(
+    dy, x, gamma=None, *, axis=1, eps=1e-5, mean=None, invstd=None, out=None
+):
+    """Gradients of :func:`instance_norm` with respect to x, gamma and beta.
+
+    Parameters
+    ----------
+    dy : array_like
+        Upstream gradient, same shape as x; converted to x's compute dtype.
+    x : array_like
+        The forward's input.
+    gamma : array_like of shape (C,), optional
+        The forward's scale; None means ones.
+    axis, eps
+        As for the forward.
+    mean, invstd : array_like of shape (N, C), optional
+        Statistics from :func:`instance_norm_stats`; given together, they
+        save one pass over x and give the same result.
+    out : numpy.ndarray, optional
+        Receives dx: writable, of x's shape and dtype (may be dy or x).
+
+    Returns
+    -------
+    dx : numpy.ndarray
+        Same shape and dtype as x.
+    dgamma, dbeta : numpy.ndarray
+        Shape (C,), x's dtype: ``sum(dy * xhat)`` and ``sum(dy)`` over
+        samples and slice.  With gamma None, dgamma is the gradient for an
+        implicit gamma of ones.
+    """
+    x, compute = _input("x", x)
+    dy, _ = _input("dy", dy)
+    lay = _layout(x, axis)
+    if dy.shape != x.shape:
+        raise ValueError(f"dy must have the shape of x {x.shape}, got shape {dy.shape}")
+    eps = _check_eps(eps)
+    g = _channel_param("gamma", gamma, lay.C, compute, 1.0)
+    stats = _new_stats(lay)
+    given = 0
+    if mean is not None or invstd is not None:
+        m, s = _check_stats(mean, invstd, lay.N, lay.C)
+        stats[:, K.COUNT] = lay.P * lay.Q
+        stats[:, K.MEAN] = m
+        stats[:, K.INVSTD] = s
+        given = 3
+    if out is not None:
+        _check_out(out, x.shape, x.dtype, "x")
+    if x.size == 0:
+        dx = np.empty(x.shape, x.dtype) if out is None else out
+        zeros = np.zeros(lay.C, x.dtype)
+        return dx, zeros, zeros.copy()
+    xf = _flat(x, compute)
+    dyf = _flat(dy, compute)
+    buf, wrote_out = _result_buffer(out, compute, xf, dyf)
+    _run(
+        lay.kernels["backward"], lay, dyf, xf, buf, lay.N, lay.P, lay.C, lay.Q, g, eps, stats, given
+    )
+    per_slice = stats.reshape(lay.N, lay.C, K.STATS_COLUMNS)
+    dgamma = (per_slice[:, :, K.SUM_DYXC] * per_slice[:, :, K.INVSTD]).sum(axis=0)
+    dbeta = per_slice[:, :, K.SUM_DY].sum(axis=0)
+    dx = _finish(buf, wrote_out, out, x.shape, x.dtype)
+    return dx, dgamma.astype(x.dtype), dbeta.astype(x.dtype)
+
+
+# --------------------------------------------------------------------------
+# chunk-level building blocks (for fastnorm.dask): statistics of one chunk,
+# merged elsewhere with Chan's formula, then applied chunk by chunk.
+
+
+def _per_slice(lay: Layout, stats: np.ndarray, column: int) -> np.ndarray:
+    return stats[:, column].reshape(lay.N, lay.C).copy()
+
+
+def _given_stats(lay: Layout, **columns) -> np.ndarray:
+    """A stats array filled from (N, C) arrays named by column."""
+    stats = np.zeros((lay.N * lay.C, K.STATS_COLUMNS))
+    for name, value in columns.items():
+        arr = _as_array(name, value)
+        if arr.shape != (lay.N, lay.C):
+            raise ValueError(
+                f"{name} must have shape (N, C) = {(lay.N, lay.C)}, got shape {arr.shape}"
+            )
+        stats[:, getattr(K, name.upper())] = arr.reshape(-1)
+    return stats
+
+
+def partial_moments(x, *, axis=1):
+    """Count, mean and M2 (sum of squared deviations) of each slice of a chunk.
+
+    Returns
+    -------
+    count, mean, m2 : numpy.ndarray
+        float64 arrays of shape (N, C), ready for Chan's merge.  An empty
+        slice has count 0, mean 0 and M2 0.
+    """
+    x, compute = _input("x", x)
+    lay = _layout(x, axis)
+    stats = np.zeros((lay.N * lay.C, K.STATS_COLUMNS))
+    if x.size:
+        lay.kernels["moments"](_flat(x, compute), lay.N, lay.P, lay.C, lay.Q, 1.0, stats)
+    return tuple(_per_slice(lay, stats, col) for col in (K.COUNT, K.MEAN, K.M2))
+
+
+def partial_grad_sums(dy, x, mean, *, axis=1):
+    """``sum(dy)`` and ``sum(dy * (x - mean))`` of each slice of a chunk.
+
+    ``mean`` (N, C) is the mean of the whole slice, not of the chunk, so the
+    sums of all chunks simply add up.
+    """
+    x, compute = _input("x", x)
+    dy, _ = _input("dy", dy)
+    lay = _layout(x, axis)
+    if dy.shape != x.shape:
+        raise ValueError(f"dy must have the shape of x {x.shape}, got shape {dy.shape}")
+    stats = _given_stats(lay, mean=mean)
+    if x.size:
+        lay.kernels["grad_sums"](
+            _flat(dy, compute), _flat(x, compute), lay.N, lay.P, lay.C, lay.Q, stats
+        )
+    return _per_slice(lay, stats, K.SUM_DY), _per_slice(lay, stats, K.SUM_DYXC)
+
+
+def normalize_with_stats(x, mean, invstd, gamma=None, beta=None, *, axis=1, out=None):
+    """The forward of :func:`instance_norm` with given (N, C) statistics."""
+    x, compute = _input("x", x)
+    lay = _layout(x, axis)
+    g = _channel_param("gamma", gamma, lay.C, compute, 1.0)
+    b = _channel_param("beta", beta, lay.C, compute, 0.0)
+    stats = _given_stats(lay, mean=mean, invstd=invstd)
+    if out is not None:
+        _check_out(out, x.shape, x.dtype, "x")
+    if x.size == 0:
+        return np.empty(x.shape, x.dtype) if out is None else out
+    xf = _flat(x, compute)
+    buf, wrote_out = _result_buffer(out, compute, xf)
+    _forward_into(buf, xf, lay, g, b, 0.0, stats, 3)
+    return _finish(buf, wrote_out, out, x.shape, x.dtype)
+
+
+def backward_with_sums(
+    dy, x, count, mean, invstd, sum_dy, sum_dy_xc, gamma=None, *, axis=1, out=None
+):
+    """dx of :func:`instance_norm_backward` from whole-slice statistics and sums.
+
+    ``count`` is the number of elements of each whole slice (not of the
+    chunk); all arguments but dy and x are (N, C) arrays.
+    """
+    x, compute = _input("x", x)
+    dy, _ = _input("dy", dy)
+    lay = _layout(x, axis)
+    if dy.shape != x.shape:
+        raise ValueError(f"dy must have the shape of x {x.shape}, got shape {dy.shape}")
+    g = _channel_param("gamma", gamma, lay.C, compute, 1.0)
+    stats = _given_stats(
+        lay, count=count, mean=mean, invstd=invstd, sum_dy=sum_dy, sum_dyxc=sum_dy_xc
+    )
+    if out is not None:
+        _check_out(out, x.shape, x.dtype, "x")
+    if x.size == 0:
+        return np.empty(x.shape, x.dtype) if out is None else out
+    xf = _flat(x, compute)
+    dyf = _flat(dy, compute)
+    buf, wrote_out = _result_buffer(out, compute, xf, dyf)
+    _run(lay.kernels["backward"], lay, dyf, xf, buf, lay.N, lay.P, lay.C, lay.Q, g, 0.0, stats, 5)
+    return _finish(buf, wrote_out, out, x.shape, x.dtype)
