@@ -333,7 +333,9 @@ def instance_norm_stats(x, *, axis=1, eps=1e-5):
     if x.size == 0:
         stats[:] = np.nan
     else:
-        lay.kernels["moments"](_flat(x, compute), lay.N, lay.P, lay.C, lay.Q, eps, stats)
+        runtime.call_parallel(
+            lay.kernels["moments"], None, _flat(x, compute), lay.N, lay.P, lay.C, lay.Q, eps, stats
+        )
     return (
         stats[:, K.MEAN].reshape(lay.N, lay.C),
         stats[:, K.INVSTD].reshape(lay.N, lay.C),
@@ -439,7 +441,9 @@ def partial_moments(x, *, axis=1):
     lay = _layout(x, axis)
     stats = np.zeros((lay.N * lay.C, K.STATS_COLUMNS))
     if x.size:
-        lay.kernels["moments"](_flat(x, compute), lay.N, lay.P, lay.C, lay.Q, 1.0, stats)
+        runtime.call_parallel(
+            lay.kernels["moments"], None, _flat(x, compute), lay.N, lay.P, lay.C, lay.Q, 1.0, stats
+        )
     return tuple(_per_slice(lay, stats, col) for col in (K.COUNT, K.MEAN, K.M2))
 
 
@@ -456,8 +460,16 @@ def partial_grad_sums(dy, x, mean, *, axis=1):
         raise ValueError(f"dy must have the shape of x {x.shape}, got shape {dy.shape}")
     stats = _given_stats(lay, mean=mean)
     if x.size:
-        lay.kernels["grad_sums"](
-            _flat(dy, compute), _flat(x, compute), lay.N, lay.P, lay.C, lay.Q, stats
+        runtime.call_parallel(
+            lay.kernels["grad_sums"],
+            None,
+            _flat(dy, compute),
+            _flat(x, compute),
+            lay.N,
+            lay.P,
+            lay.C,
+            lay.Q,
+            stats,
         )
     return _per_slice(lay, stats, K.SUM_DY), _per_slice(lay, stats, K.SUM_DYXC)
 
