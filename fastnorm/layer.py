@@ -1,0 +1,694 @@
+"""MXNet Gluon's ``nn.InstanceNorm`` layer on NumPy arrays.
+
+:class:`InstanceNorm` holds its gamma and beta as :class:`Parameter` objects
+and manages them the Gluon way (deferred initialization, initializers,
+``collect_params``, save/load, ``cast``, hooks).  All array checks and all
+arithmetic are :mod:`fastnorm.functional`'s; this module only adds the
+parameter bookkeeping and the training-mode cache for ``backward``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import warnings
+import weakref
+import zipfile
+from collections import OrderedDict
+
+import numpy as np
+
+from . import functional as F
+from . import initializers
+
+__all__ = ["HookHandle", "InstanceNorm", "Parameter", "ParameterDict"]
+
+_GRAD_REQS = ("write", "add", "null")
+_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _float_dtype(dtype, name: str = "dtype") -> np.dtype:
+    try:
+        dt = None if dtype is None else np.dtype(dtype)  # np.dtype(None) is float64
+    except TypeError:
+        dt = None
+    if dt is None or dt not in _DTYPES:
+        raise TypeError(f"{name} must be float16, float32 or float64, got {dtype!r}")
+    return dt
+
+
+def _check_grad_req(grad_req) -> str:
+    if grad_req not in _GRAD_REQS:
+        raise ValueError(f"grad_req must be one of 'write', 'add', 'null', got {grad_req!r}")
+    return grad_req
+
+
+# --------------------------------------------------------------------------
+# Parameter
+
+
+class Parameter:
+    """A named array with its gradient buffer, as Gluon's ``Parameter``.
+
+    Parameters
+    ----------
+    name : str
+        Full name, e.g. ``'instancenorm0_gamma'``.
+    grad_req : {'write', 'add', 'null'}, default 'write'
+        What ``backward`` does with this parameter's gradient: overwrite
+        it, add to it, or compute none.
+    shape : tuple of int, optional
+        A 0 marks a dimension not known yet (deferred initialization).
+    dtype : float16, float32 or float64, default float32
+    init : initializer spec, optional
+        See :mod:`fastnorm.initializers`; used by :meth:`initialize`.
+
+    Notes
+    -----
+    :meth:`data` returns the stored array itself, so in-place updates such
+    as ``p.data()[:] -= lr * p.grad()`` change the parameter.
+    """
+
+    def __init__(self, name, grad_req="write", shape=None, dtype=np.float32, init=None):
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, got {name!r}")
+        self.name = name
+        self._grad_req = _check_grad_req(grad_req)
+        self._shape = self._check_shape(shape)
+        self._dtype = _float_dtype(dtype)
+        self.init = initializers.create(init, "init")
+        self._data = None
+        self._grad = None
+        # The initializer waiting for the shape; None when not deferred.
+        self._deferred = None
+
+    # -- properties --------------------------------------------------------
+
+    @staticmethod
+    def _check_shape(shape) -> tuple | None:
+        if shape is None:
+            return None
+        if isinstance(shape, int):
+            shape = (shape,)
+        try:
+            shape = tuple(shape)
+        except TypeError:
+            raise TypeError(f"shape must be a tuple of ints, got {shape!r}") from None
+        if not all(isinstance(d, (int, np.integer)) and d >= 0 for d in shape):
+            raise ValueError(f"shape must hold non-negative ints, got {shape!r}")
+        return tuple(int(d) for d in shape)
+
+    @property
+    def shape(self) -> tuple | None:
+        """The shape; 0 marks a dimension still to be inferred."""
+        return self._shape
+
+    @shape.setter
+    def shape(self, new):
+        new = self._check_shape(new)
+        old = self._shape
+        # Only unknown (0) dimensions may change, as in Gluon.
+        if old is not None and (
+            len(old) != len(new) or any(o not in (0, n) for o, n in zip(old, new, strict=True))
+        ):
+            raise ValueError(
+                f"Parameter '{self.name}' has shape {old}, which is incompatible with {new}"
+            )
+        self._shape = new
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dtype
+
+    @property
+    def grad_req(self) -> str:
+        return self._grad_req
+
+    @grad_req.setter
+    def grad_req(self, req):
+        self._grad_req = _check_grad_req(req)
+        if req == "null":
+            self._grad = None
+        elif self._data is not None and self._grad is None:
+            self._grad = np.zeros_like(self._data)
+
+    def _shape_known(self) -> bool:
+        return self._shape is not None and all(d > 0 for d in self._shape)
+
+    @property
+    def initialized(self) -> bool:
+        return self._data is not None
+
+    def __repr__(self):
+        return f"Parameter {self.name} (shape={self._shape}, dtype={self._dtype})"
+
+    # -- initialization ----------------------------------------------------
+
+    def initialize(self, init=None, force_reinit=False, *, default_init=None):
+        """Fill the parameter from an initializer.
+
+        The initializer is ``init`` if given, else the parameter's own
+        ``init``, else ``default_init``, else ``Uniform()`` (Gluon's order).
+        With dimensions still unknown, initialization is deferred until
+        the shape is set (the layer's first forward).  An already
+        initialized parameter warns and keeps its values unless
+        ``force_reinit``.
+        """
+        if self._data is not None and not force_reinit:
+            warnings.warn(
+                f"Parameter '{self.name}' is already initialized, ignoring. "
+                "Set force_reinit=True to re-initialize.",
+                stacklevel=2,
+            )
+            return
+        chosen = (
+            initializers.create(init, "init")
+            or self.init
+            or initializers.create(default_init, "default_init")
+            or initializers.Uniform()
+        )
+        if not self._shape_known():
+            self._data = self._grad = None
+            self._deferred = chosen
+            return
+        self._fill(chosen)
+
+    def _fill(self, init):
+        value = np.asarray(init(self._shape, self._dtype))
+        if value.dtype.kind not in "fiu":
+            raise TypeError(
+                f"initializer {init!r} for Parameter '{self.name}' returned dtype {value.dtype}"
+            )
+        try:
+            value = np.broadcast_to(value, self._shape)
+        except ValueError:
+            raise ValueError(
+                f"initializer {init!r} for Parameter '{self.name}' returned shape "
+                f"{value.shape}, expected {self._shape}"
+            ) from None
+        self._set(value)
+        self._deferred = None
+
+    def _finish_deferred_init(self):
+        if self._deferred is not None and self._shape_known():
+            self._fill(self._deferred)
+
+    def _set(self, value: np.ndarray):
+        self._data = np.array(value, dtype=self._dtype)  # always a fresh, owned copy
+        self._grad = None if self._grad_req == "null" else np.zeros_like(self._data)
+
+    # -- access ------------------------------------------------------------
+
+    def _require_data(self):
+        if self._data is not None:
+            return
+        if self._deferred is not None:
+            raise RuntimeError(
+                f"Parameter '{self.name}' has not been initialized yet because its "
+                f"initialization was deferred until its shape {self._shape} is known; "
+                "call the layer on one batch first, e.g. layer(x)"
+            )
+        raise RuntimeError(
+            f"Parameter '{self.name}' has not been initialized; call layer.initialize() "
+            "(or parameter.initialize()) first"
+        )
+
+    def data(self) -> np.ndarray:
+        """The parameter's array (not a copy)."""
+        self._require_data()
+        return self._data
+
+    def set_data(self, data):
+        """Replace the values with a copy of ``data`` (cast to the dtype).
+
+        Also initializes a parameter that was not yet, setting an unknown
+        shape from ``data``.
+        """
+        value = np.asarray(data)
+        if value.dtype.kind not in "fiu":
+            raise TypeError(
+                f"data for Parameter '{self.name}' must hold real numbers, got dtype {value.dtype}"
+            )
+        if self._shape_known():
+            if value.shape != self._shape:
+                raise ValueError(
+                    f"data for Parameter '{self.name}' must have shape {self._shape}, "
+                    f"got shape {value.shape}"
+                )
+        else:
+            self.shape = value.shape
+        if self._data is None:
+            self._set(value)
+            self._deferred = None
+        else:
+            self._data[...] = value
+
+    def grad(self) -> np.ndarray:
+        """The gradient buffer (not a copy), written or added to by ``backward``."""
+        self._require_data()
+        if self._grad is None:
+            raise RuntimeError(
+                f"Cannot get gradient array for Parameter '{self.name}' because "
+                "grad_req='null'; set grad_req='write' or 'add' to train it"
+            )
+        return self._grad
+
+    def zero_grad(self):
+        """Set the gradient to zero (needed between steps with grad_req='add')."""
+        if self._grad is not None:
+            self._grad[...] = 0
+
+    def cast(self, dtype):
+        """Convert data and gradient to ``dtype`` (float16, float32, float64)."""
+        self._dtype = _float_dtype(dtype)
+        if self._data is not None:
+            self._data = self._data.astype(self._dtype)
+        if self._grad is not None:
+            self._grad = self._grad.astype(self._dtype)
+
+
+class ParameterDict(OrderedDict):
+    """Parameters by full name, as returned by ``collect_params``."""
+
+    def initialize(self, init=None, force_reinit=False):
+        for p in self.values():
+            p.initialize(default_init=init, force_reinit=force_reinit)
+
+    def zero_grad(self):
+        for p in self.values():
+            p.zero_grad()
+
+    def setattr(self, name, value):
+        """Set one attribute on every parameter, e.g. ``setattr('grad_req', 'add')``."""
+        for p in self.values():
+            setattr(p, name, value)
+
+    def __repr__(self):
+        body = "".join(f"\n  {p!r}" for p in self.values())
+        return f"ParameterDict({body}\n)"
+
+
+# --------------------------------------------------------------------------
+# hooks
+
+
+class HookHandle:
+    """Returned by the ``register_*_hook`` methods; ``detach()`` removes the hook."""
+
+    _ids = itertools.count()
+
+    def __init__(self, hooks: dict, hook):
+        self._hooks = weakref.ref(hooks)
+        self._id = next(self._ids)
+        hooks[self._id] = hook
+
+    def detach(self):
+        """Remove the hook; calling it again does nothing."""
+        hooks = self._hooks()
+        if hooks is not None:
+            hooks.pop(self._id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.detach()
+
+
+# --------------------------------------------------------------------------
+# the layer
+
+_counter = itertools.count()
+
+
+class InstanceNorm:
+    r"""Instance normalization layer with MXNet Gluon's interface.
+
+    Every (sample, channel) slice is normalized over all other axes::
+
+        out = (x - mean) / sqrt(var + epsilon) * gamma[c] + beta[c]
+
+    Parameters
+    ----------
+    axis : int, default 1
+        The channel axis (any axis but 0; negative allowed).
+    epsilon : float, default 1e-5
+        Added to the variance inside the square root.
+    center : bool, default True
+        Whether beta is trained (grad_req 'write'; 'null' when False).
+    scale : bool, default False
+        Whether gamma is trained (grad_req 'write'; 'null' when False).
+    beta_initializer, gamma_initializer : initializer spec
+        ``'zeros'`` and ``'ones'`` by default; see :mod:`fastnorm.initializers`.
+    in_channels : int, default 0
+        Number of channels; 0 defers the parameters' shape to the first call.
+    prefix : str, optional
+        Parameter name prefix; by default ``'instancenorm<k>_'``.
+
+    Notes
+    -----
+    Differences from MXNet's docstring and from Gluon:
+
+    - gamma and beta are **always applied**.  ``center`` and ``scale`` only
+      decide whether they get gradients.  MXNet's docstring says "If False,
+      gamma is not used", but MXNet 1.9.1 applies gamma anyway (set gamma to
+      2 with ``scale=False`` and the output has std 2 per slice); we do what
+      MXNet does, not what it says.
+    - The normalization uses ``sqrt(var + eps)``, as MXNet computes (its
+      docstring's ``sqrt(var) + eps`` is a slip).
+    - Not only float32: float16, float32 and float64 inputs, in any memory
+      layout; the input's dtype need not match the parameters'.
+    - A channel axis other than 1 is normalized in place by the kernels (no
+      axis swaps and copies).
+    - There is no autograd: after a forward in training mode (``train()``),
+      :meth:`backward` takes ``dy`` and returns ``dx``, filling the
+      parameters' gradients.  Inference (the default) keeps no reference
+      to the input or the output.
+
+    Examples
+    --------
+    >>> layer = InstanceNorm()
+    >>> layer.initialize()
+    >>> x = np.array([[[1.1, 2.2]], [[3.3, 4.4]]], dtype=np.float32)
+    >>> layer(x)
+    array([[[-0.99998355,  0.9999833 ]],
+    <BLANKLINE>
+           [[-0.9999832 ,  0.9999836 ]]], dtype=float32)
+    """
+
+    def __init__(
+        self,
+        axis=1,
+        epsilon=1e-5,
+        center=True,
+        scale=False,
+        beta_initializer="zeros",
+        gamma_initializer="ones",
+        in_channels=0,
+        *,
+        prefix=None,
+    ):
+        for flag, value in (("center", center), ("scale", scale)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"{flag} must be a bool, got {value!r}")
+        if isinstance(in_channels, (bool, np.bool_)) or not isinstance(
+            in_channels, (int, np.integer)
+        ):
+            raise TypeError(f"in_channels must be an int, got {in_channels!r}")
+        if in_channels < 0:
+            raise ValueError(
+                f"in_channels must be >= 0 (0: infer at first call), got {in_channels}"
+            )
+        if prefix is None:
+            prefix = f"instancenorm{next(_counter)}_"
+        elif not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a str, got {prefix!r}")
+        self._axis = axis
+        self._epsilon = F._check_eps(epsilon)  # fail at construction, not first call
+        self._kwargs = {"eps": epsilon, "axis": axis, "center": center, "scale": scale}
+        self.prefix = prefix
+        self.gamma = Parameter(
+            prefix + "gamma",
+            grad_req="write" if scale else "null",
+            shape=(int(in_channels),),
+            init=initializers.create(gamma_initializer, "gamma_initializer"),
+        )
+        self.beta = Parameter(
+            prefix + "beta",
+            grad_req="write" if center else "null",
+            shape=(int(in_channels),),
+            init=initializers.create(beta_initializer, "beta_initializer"),
+        )
+        self._training = False
+        self._saved = None  # (x, mean, invstd, gamma) of the last training forward
+        self._forward_pre_hooks: OrderedDict = OrderedDict()
+        self._forward_hooks: OrderedDict = OrderedDict()
+
+    # -- structure ----------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.prefix[:-1] if self.prefix.endswith("_") else self.prefix
+
+    def _params(self) -> dict:
+        """Structural name -> Parameter (the keys of saved files)."""
+        return {"gamma": self.gamma, "beta": self.beta}
+
+    def __repr__(self):
+        content = ", ".join(f"{k}={v!r}" for k, v in self._kwargs.items())
+        return f"{type(self).__name__}({content}, in_channels={self.gamma.shape[0]})"
+
+    def collect_params(self, select=None) -> ParameterDict:
+        """Parameters by full name; ``select`` is a regex matched at the start.
+
+        ``collect_params('.*gamma')`` returns only gamma, as in Gluon.
+        """
+        params = [self.gamma, self.beta]
+        if select is not None:
+            if not isinstance(select, str):
+                raise TypeError(f"select must be a regular expression string, got {select!r}")
+            try:
+                pattern = re.compile(select)
+            except re.error as exc:
+                raise ValueError(
+                    f"select={select!r} is not a valid regular expression: {exc}"
+                ) from None
+            params = [p for p in params if pattern.match(p.name)]
+        return ParameterDict((p.name, p) for p in params)
+
+    def initialize(self, init=None, force_reinit=False):
+        """Initialize gamma and beta (deferred while ``in_channels`` is unknown).
+
+        As in Gluon, ``init`` is only the default for parameters without an
+        initializer of their own; gamma and beta have theirs
+        (``gamma_initializer``, ``beta_initializer``).  Initializing twice
+        warns and keeps the values unless ``force_reinit``.
+        """
+        self.collect_params().initialize(init, force_reinit)
+
+    def cast(self, dtype):
+        """Cast the parameters (and their gradients) to float16/32/64."""
+        dt = _float_dtype(dtype)
+        for p in self._params().values():
+            p.cast(dt)
+        return self
+
+    # -- save / load ----------------------------------------------------------
+
+    def save_parameters(self, path):
+        """Save gamma and beta to a NumPy ``.npz`` file at exactly ``path``."""
+        arrays = {}
+        for key, p in self._params().items():
+            if p._data is None:
+                raise RuntimeError(
+                    f"cannot save Parameter '{p.name}': it is not initialized "
+                    "(call layer.initialize() and, with in_channels=0, layer(x) once)"
+                )
+            arrays[key] = p._data
+        # A file object, so numpy does not append '.npz' to the name.
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+
+    def load_parameters(self, path, allow_missing=False, ignore_extra=False):
+        """Load parameters saved by :meth:`save_parameters`.
+
+        Keys may be structural (``'gamma'``) or full names
+        (``'instancenorm0_gamma'``).  Values are cast to the parameters'
+        dtype; an unknown channel count is taken from the file.
+
+        Raises
+        ------
+        ValueError
+            For a parameter missing from the file (unless ``allow_missing``),
+            a name in the file the layer does not have (unless
+            ``ignore_extra``), a shape mismatch, or a file that is not .npz.
+        """
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                loaded = {k: f[k] for k in f.files}
+        except (zipfile.BadZipFile, ValueError, OSError) as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            raise ValueError(f"{str(path)!r} is not a NumPy .npz parameters file: {exc}") from None
+        params = self._params()
+        by_full = {p.name: key for key, p in params.items()}
+        found, extra = {}, []
+        for k, v in loaded.items():
+            key = k if k in params else by_full.get(k)
+            if key is None:
+                extra.append(k)
+            else:
+                found[key] = v
+        if extra and not ignore_extra:
+            raise ValueError(
+                f"{str(path)!r} holds parameters {extra} that the layer does not have "
+                f"(it has {list(params)}); pass ignore_extra=True to skip them"
+            )
+        missing = [k for k in params if k not in found]
+        if missing and not allow_missing:
+            raise ValueError(
+                f"parameters {missing} are missing from {str(path)!r} (it has "
+                f"{sorted(loaded)}); pass allow_missing=True to keep their current values"
+            )
+        for key, value in found.items():
+            p = params[key]
+            if p._shape_known() and value.shape != p.shape:
+                raise ValueError(
+                    f"parameter '{key}' in {str(path)!r} has shape {value.shape}, "
+                    f"but the layer's {p.name} has shape {p.shape}"
+                )
+        for key, value in found.items():
+            params[key].set_data(value)
+
+    # -- modes -----------------------------------------------------------------
+
+    @property
+    def training(self) -> bool:
+        """True in training mode (forward keeps what ``backward`` needs)."""
+        return self._training
+
+    @training.setter
+    def training(self, mode):
+        if not isinstance(mode, (bool, np.bool_)):
+            raise TypeError(f"training must be a bool, got {mode!r}")
+        self._training = bool(mode)
+        if not mode:
+            self._saved = None  # inference keeps no reference to any input
+
+    def train(self, mode=True):
+        """Switch to training mode (``train(False)`` is :meth:`eval`)."""
+        self.training = mode
+        return self
+
+    def eval(self):
+        """Switch to inference mode and drop any cached training input."""
+        self.training = False
+        return self
+
+    # -- hooks -----------------------------------------------------------------
+
+    def register_forward_pre_hook(self, hook) -> HookHandle:
+        """``hook(layer, inputs)`` runs before each call; ``inputs`` is ``(x,)``."""
+        if not callable(hook):
+            raise TypeError(f"hook must be callable, got {hook!r}")
+        return HookHandle(self._forward_pre_hooks, hook)
+
+    def register_forward_hook(self, hook) -> HookHandle:
+        """``hook(layer, inputs, output)`` runs after each call."""
+        if not callable(hook):
+            raise TypeError(f"hook must be callable, got {hook!r}")
+        return HookHandle(self._forward_hooks, hook)
+
+    # -- forward / backward ------------------------------------------------------
+
+    def _prepare(self, x):
+        """x as an array, with gamma/beta ready for its channel count."""
+        x, _ = F._input("x", x)
+        channels = F._layout(x, self._axis).C
+        for p in (self.gamma, self.beta):
+            known = p.shape[0]
+            if known == 0:
+                p.shape = (channels,)
+                p._finish_deferred_init()
+            elif known != channels:
+                raise ValueError(
+                    f"{self!r} expects {known} channels on axis {self._axis}, but x of "
+                    f"shape {x.shape} has {channels}"
+                )
+        return x
+
+    def __call__(self, x, out=None):
+        for hook in list(self._forward_pre_hooks.values()):
+            hook(self, (x,))
+        y = self.forward(x, out=out)
+        for hook in list(self._forward_hooks.values()):
+            hook(self, (x,), y)
+        return y
+
+    def forward(self, x, out=None):
+        """Normalize ``x``; ``out`` is passed to :func:`fastnorm.instance_norm`.
+
+        In training mode the statistics are computed once and kept, with x,
+        for :meth:`backward`.
+        """
+        x = self._prepare(x)
+        gamma, beta = self.gamma.data(), self.beta.data()
+        if not self._training:
+            return F.instance_norm(x, gamma, beta, axis=self._axis, eps=self._epsilon, out=out)
+        self._saved = None
+        mean, invstd = F.instance_norm_stats(x, axis=self._axis, eps=self._epsilon)
+        # Writing y over x would destroy the input the backward needs.
+        saved_x = x.copy() if out is not None and np.may_share_memory(out, x) else x
+        y = F.normalize_with_stats(x, mean, invstd, gamma, beta, axis=self._axis, out=out)
+        # gamma is copied: an optimizer step between forward and backward
+        # must not change the gradient of the forward that was run.
+        self._saved = (saved_x, mean, invstd, gamma.copy())
+        return y
+
+    def backward(self, dy, out=None):
+        """Gradient with respect to x of the last training-mode forward.
+
+        Writes (grad_req 'write') or adds to (grad_req 'add') the gradients
+        of gamma and beta; parameters with grad_req 'null' get none.  The
+        cached input is released afterwards.
+
+        Parameters
+        ----------
+        dy : array_like
+            Gradient of the loss with respect to the forward's output.
+        out : numpy.ndarray, optional
+            Receives dx (see :func:`fastnorm.instance_norm_backward`).
+
+        Returns
+        -------
+        numpy.ndarray
+            dx, of x's shape and dtype.
+        """
+        if self._saved is None:
+            raise RuntimeError(
+                "backward() needs a forward in training mode first: call layer.train(), "
+                "then layer(x), then layer.backward(dy) (once per forward)"
+            )
+        x, mean, invstd, gamma = self._saved
+        dx, dgamma, dbeta = F.instance_norm_backward(
+            dy, x, gamma, axis=self._axis, eps=self._epsilon, mean=mean, invstd=invstd, out=out
+        )
+        for p, g in ((self.gamma, dgamma), (self.beta, dbeta)):
+            if p.grad_req == "write":
+                p._grad[...] = g
+            elif p.grad_req == "add":
+                p._grad += g.astype(p._grad.dtype)
+        self._saved = None
+        return dx
+
+    # -- summary -------------------------------------------------------------
+
+    def summary(self, x):
+        """Print the output shape and the parameter counts for input ``x``.
+
+        Runs one inference forward (initializing deferred parameters); the
+        training mode and any training cache are left as they were.
+        """
+        saved, mode = self._saved, self._training
+        self._training = False
+        try:
+            y = self(x)
+        finally:
+            self._training, self._saved = mode, saved
+        params = list(self._params().values())
+        total = sum(p.data().size for p in params)
+        trainable = sum(p.data().size for p in params if p.grad_req != "null")
+        line = "-" * 80
+        rows = [
+            line,
+            f"{'Layer (type)':>20}{'Output Shape':>42}{'Param #':>15}",
+            "=" * 80,
+            f"{'Input':>20}{np.shape(x)!s:>42}{0:>15}",
+            f"{type(self).__name__ + '-1':>20}{y.shape!s:>42}{total:>15}",
+            "=" * 80,
+            f"   Total params: {total}",
+            f"   Trainable params: {trainable}",
+            f"   Non-trainable params: {total - trainable}",
+            line,
+        ]
+        print("\n".join(rows))
