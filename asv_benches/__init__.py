@@ -1,0 +1,1 @@
+"""asv benchmark suite of fastnorm; see asv.conf.json and the README."""
