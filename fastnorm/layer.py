@@ -370,10 +370,10 @@ class InstanceNorm:
     >>> layer = InstanceNorm()
     >>> layer.initialize()
     >>> x = np.array([[[1.1, 2.2]], [[3.3, 4.4]]], dtype=np.float32)
-    >>> layer(x)
-    array([[[-0.99998355,  0.9999833 ]],
+    >>> layer(x)  # MXNet prints [[[-0.99998355 0.99998331]] [[-0.99998319 0.99998361]]]
+    array([[[-0.9999835 ,  0.9999835 ]],
     <BLANKLINE>
-           [[-0.9999832 ,  0.9999836 ]]], dtype=float32)
+           [[-0.99998343,  0.99998343]]], dtype=float32)
     """
 
     def __init__(
@@ -530,8 +530,13 @@ class InstanceNorm:
                 f"parameters {missing} are missing from {str(path)!r} (it has "
                 f"{sorted(loaded)}); pass allow_missing=True to keep their current values"
             )
+        # Check everything before changing anything: a bad file leaves the layer as it was.
         for key, value in found.items():
             p = params[key]
+            if value.dtype.kind not in "fiu":
+                raise ValueError(
+                    f"parameter '{key}' in {str(path)!r} has dtype {value.dtype}, not numbers"
+                )
             if p._shape_known() and value.shape != p.shape:
                 raise ValueError(
                     f"parameter '{key}' in {str(path)!r} has shape {value.shape}, "
@@ -609,7 +614,9 @@ class InstanceNorm:
         """Normalize ``x``; ``out`` is passed to :func:`fastnorm.instance_norm`.
 
         In training mode the statistics are computed once and kept, with x,
-        for :meth:`backward`.
+        for :meth:`backward`.  x is kept by reference, not copied (except
+        when ``out`` overlaps it): do not modify it in place before the
+        backward.
         """
         x = self._prepare(x)
         gamma, beta = self.gamma.data(), self.beta.data()

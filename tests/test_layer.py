@@ -371,6 +371,20 @@ def test_parameter_api_and_errors():
         Parameter("u", shape=(2,)).data()
 
 
+def test_parameter_initialize_overrides_and_param_dict(x):
+    layer = _layer(x, scale=True)
+    layer.gamma.initialize(initializers.Constant(4.0), force_reinit=True)  # explicit init wins
+    np.testing.assert_array_equal(layer.gamma.data(), [4, 4, 4])
+    params = layer.collect_params()
+    layer.train()
+    layer(x)
+    layer.backward(np.ones_like(x))
+    params.zero_grad()
+    assert not params[f"{layer.prefix}gamma"].grad().any()
+    params.initialize(force_reinit=True)
+    np.testing.assert_array_equal(layer.gamma.data(), [1, 1, 1])
+
+
 def test_grad_req_from_center_and_scale():
     assert InstanceNorm().beta.grad_req == "write"
     assert InstanceNorm(center=False).beta.grad_req == "null"
@@ -475,6 +489,13 @@ def test_load_errors(tmp_path, x):
     np.savez(wrong, gamma=np.ones(4), beta=np.zeros(4))
     with pytest.raises(ValueError, match=r"'gamma'.*shape \(4,\).*shape \(3,\)"):
         layer.load_parameters(wrong)
+
+    text = tmp_path / "text.npz"
+    np.savez(text, gamma=np.array(["a", "b", "c"]), beta=np.zeros(3))
+    before = layer.beta.data().copy()
+    with pytest.raises(ValueError, match=r"'gamma'.*dtype"):
+        layer.load_parameters(text)
+    np.testing.assert_array_equal(layer.beta.data(), before)  # nothing half-loaded
 
     junk = tmp_path / "junk.params"
     junk.write_text("not a zip")
