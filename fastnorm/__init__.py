@@ -1,13 +1,20 @@
 """fastnorm: fast, exact instance normalization on NumPy arrays (Numba kernels)."""
 
+# runtime first: it imports the kernels so that an unwritable cache is never an error
+from . import runtime as runtime
 from .functional import instance_norm, instance_norm_backward, instance_norm_stats
 from .layer import InstanceNorm, Parameter
+from .runtime import get_num_threads, set_num_threads, threading_layer, warmup
 
 __all__ = [
     "InstanceNorm",
     "Parameter",
+    "get_num_threads",
     "instance_norm",
     "instance_norm_backward",
     "instance_norm_stats",
+    "set_num_threads",
+    "threading_layer",
+    "warmup",
 ]
 __version__ = "0.1.0"

@@ -1,12 +1,524 @@
-"""Process-wide runtime concerns: threading layer, thread count, warmup."""
+"""Process-wide runtime concerns: threading layer, thread count, fork, cache, warmup.
+
+Every parallel kernel launch in fastnorm goes through :func:`call_parallel`,
+which makes the launch safe and efficient inside a multi-threaded service:
+
+* **One parallel region at a time.**  Numba's ``workqueue`` layer aborts the
+  process when two threads launch parallel kernels at once, and under
+  ``omp`` concurrent launches each start a thread team and oversubscribe the
+  cores.  A process-wide lock is taken without blocking; a caller that finds
+  it busy runs the single-threaded twin of the kernel (bit-identical
+  results), or waits when the kernel has no twin.
+* **Fork.**  A child forked from a process that has loaded GNU OpenMP dies
+  on its first parallel region, so such a child runs serial kernels only.
+* **Thread count.**  :func:`set_num_threads` is process-wide (Numba's own
+  setting is per thread) and is applied by every launch.
+* **Cache.**  Kernels are cached on disk (``cache=True``).  Writes of the
+  cache index are serialized between processes (a concurrent cold start of
+  several processes could otherwise map one signature to another's machine
+  code), and a cache that cannot be read or written costs compile time,
+  never an error.
+"""
 
 from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import tempfile
+import threading
+import types
+import warnings
+
+import numba
+from numba.core import caching
+from numba.core import config as _numba_config
+
+__all__ = [
+    "call_parallel",
+    "get_num_threads",
+    "set_num_threads",
+    "threading_layer",
+    "warmup",
+]
+
+# --------------------------------------------------------------------------
+# state
+
+#: Guards the parallel section: one fastnorm parallel region at a time.
+_lock = threading.Lock()
+#: Serializes layer detection (first call) with set_num_threads.
+_init_lock = threading.Lock()
+
+_initialized = False
+#: Name of the threading layer in use ('omp', 'tbb', 'workqueue') or None.
+_layer: str | None = None
+#: True when no parallel region may run in this process (no layer could be
+#: loaded, or a child forked after GNU OpenMP was loaded).
+_serial_only = False
+#: Value set by set_num_threads(); None leaves Numba's per-thread setting.
+_num_threads: int | None = None
+#: Per thread: the Numba thread count last applied by call_parallel.
+_tls = threading.local()
+#: Serial variants built from parallel kernels that have no twin.
+_derived: dict = {}
+#: True when no cache directory is writable (kernels compiled in every process).
+_no_cache = False
+
+
+def _serial_variant(parallel):
+    """A single-threaded compile of a parallel kernel that has no serial twin.
+
+    Needed only where no parallel region may run (a child forked after GNU
+    OpenMP was loaded, no threading layer).  Numba's cache key ignores the
+    ``parallel`` flag, so the copy gets its own name (hence its own cache
+    index file) instead of overwriting the parallel kernel's entries.
+    """
+    fn = _derived.get(parallel)
+    if fn is None:
+        with _init_lock:
+            fn = _derived.get(parallel)
+            if fn is None:
+                py = parallel.py_func
+                copy = types.FunctionType(
+                    py.__code__, py.__globals__, py.__name__, py.__defaults__, py.__closure__
+                )
+                copy.__qualname__ = f"{py.__qualname__}__serial"
+                copy.__module__ = py.__module__
+                options = {
+                    k: v
+                    for k, v in parallel.targetoptions.items()
+                    if k not in ("parallel", "nopython")
+                }
+                fn = numba.njit(copy, cache=not _no_cache, **options)
+                if not _no_cache:
+                    _guard_cache(fn._cache)
+                _derived[parallel] = fn
+    return fn
+
+
+def _initialize() -> None:
+    """Load Numba's threading layer (without running anything) and record it."""
+    global _initialized, _layer, _serial_only
+    with _init_lock:
+        if _initialized:
+            return
+        try:
+            numba.get_num_threads()  # loads the layer (numba's _launch_threads)
+            _layer = numba.threading_layer()
+        except (ValueError, RuntimeError):  # "No threading layer could be loaded"
+            _layer = None
+            _serial_only = True
+        _initialized = True
 
 
 def call_parallel(parallel, serial, *args):
     """Run a parallel kernel; every parallel launch in fastnorm comes here.
 
-    ``serial`` is a single-threaded kernel with the same arguments and the
-    same results, or None when the operation has none.
+    Parameters
+    ----------
+    parallel : numba dispatcher
+        The ``parallel=True`` kernel.
+    serial : numba dispatcher or None
+        A single-threaded kernel with the same arguments and bit-identical
+        results, or None when the operation has none.
+    *args
+        The kernel arguments.
+
+    Returns
+    -------
+    object
+        Whatever the kernel returns.
+
+    Notes
+    -----
+    Only one thread runs a fastnorm parallel region at a time (Numba's
+    ``workqueue`` layer aborts on concurrent launches; ``omp`` oversubscribes
+    the cores).  A thread that finds the parallel section busy runs
+    ``serial`` instead, or waits for it when ``serial`` is None.
     """
-    return parallel(*args)
+    if not _initialized:
+        _initialize()
+    if _serial_only:
+        return (serial or _serial_variant(parallel))(*args)
+    n = _num_threads
+    if n == 1 and serial is not None:
+        return serial(*args)
+    if not _lock.acquire(False):
+        if serial is not None:
+            return serial(*args)
+        _lock.acquire()
+    try:
+        # Numba's thread count is per thread: apply ours in this one.
+        if n is not None and getattr(_tls, "applied", None) != n:
+            numba.set_num_threads(n)
+            _tls.applied = n
+        return parallel(*args)
+    finally:
+        _lock.release()
+
+
+# --------------------------------------------------------------------------
+# public knobs
+
+
+def threading_layer() -> str | None:
+    """The Numba threading layer fastnorm's parallel kernels use.
+
+    Returns
+    -------
+    str or None
+        ``'omp'``, ``'tbb'`` or ``'workqueue'`` (chosen by Numba, or forced
+        with ``NUMBA_THREADING_LAYER``), or None when no layer could be
+        loaded and every kernel runs single-threaded.
+
+    Notes
+    -----
+    Loads the layer if no parallel kernel has run yet (a few ms, no
+    threads started).  In a child forked after GNU OpenMP was loaded the
+    layer is still reported, but kernels run single-threaded there.
+    """
+    if not _initialized:
+        _initialize()
+    return _layer
+
+
+def get_num_threads() -> int:
+    """Number of threads a fastnorm parallel kernel uses.
+
+    Returns
+    -------
+    int
+        The value given to :func:`set_num_threads`, 1 where kernels run
+        single-threaded (forked OpenMP child, no threading layer), else
+        Numba's default ``NUMBA_NUM_THREADS``.
+    """
+    if not _initialized:
+        _initialize()
+    if _serial_only:
+        return 1
+    return _num_threads if _num_threads is not None else _numba_config.NUMBA_NUM_THREADS
+
+
+def set_num_threads(n: int | None) -> None:
+    """Set the number of threads of every fastnorm parallel kernel, process-wide.
+
+    Parameters
+    ----------
+    n : int or None
+        1 to ``numba.config.NUMBA_NUM_THREADS``; None restores the default
+        (Numba's setting of the calling thread).
+
+    Notes
+    -----
+    Unlike ``numba.set_num_threads``, which is per thread, this applies to
+    calls from every thread.  Results are bit-identical for any ``n``.  A
+    fastnorm call applies ``n`` to Numba's setting of its calling thread.
+    """
+    global _num_threads
+    if n is not None:
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"n must be an int or None, got {n!r}")
+        limit = _numba_config.NUMBA_NUM_THREADS
+        if not 1 <= n <= limit:
+            raise ValueError(f"n must be between 1 and NUMBA_NUM_THREADS={limit}, got {n}")
+    with _init_lock:
+        _num_threads = n
+
+
+# --------------------------------------------------------------------------
+# fork
+
+
+def _before_fork() -> None:
+    # No fastnorm parallel region may be in flight while the process forks:
+    # the child would inherit a thread pool marked busy.  Bounded wait.
+    _lock.acquire(timeout=30)
+
+
+def _after_fork_in_parent() -> None:
+    with contextlib.suppress(RuntimeError):
+        _lock.release()
+
+
+def _after_fork_in_child() -> None:
+    global _lock, _init_lock, _serial_only
+    _lock = threading.Lock()
+    _init_lock = threading.Lock()
+    _tls.__dict__.clear()
+    # GNU OpenMP kills a forked child at its first parallel region once the
+    # parent has loaded it; Numba loads one layer per process, so check it.
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no layer loaded in the parent: the child may load one
+        return
+    if layer == "omp" and _openmp_vendor() == "GNU":
+        _serial_only = True
+
+
+def _openmp_vendor() -> str:
+    try:
+        from numba.np.ufunc import omppool
+
+        return getattr(omppool, "openmp_vendor", "GNU")
+    except ImportError:
+        return "GNU"
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
+
+
+# --------------------------------------------------------------------------
+# on-disk cache
+
+
+class _NoCacheLocator(caching.InTreeCacheLocator):
+    """Locator used only when no cache directory is writable; see _load_kernels."""
+
+    def ensure_cache_path(self):
+        pass
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        return cls(py_func, py_file)
+
+
+def _writable(path: str) -> bool:
+    try:
+        os.makedirs(path, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError:
+        return False
+    return True
+
+
+def _cache_writable(kernels_dir: str) -> bool:
+    """Whether Numba finds a writable cache directory (its locators, in order)."""
+    if _numba_config.CACHE_DIR and _writable(_numba_config.CACHE_DIR):
+        return True
+    if _writable(os.path.join(kernels_dir, "__pycache__")):
+        return True
+    try:
+        from numba.misc.appdirs import AppDirs
+
+        user_dir = AppDirs(appname="numba", appauthor=False).user_cache_dir
+    except Exception:
+        return False
+    return _writable(user_dir)
+
+
+_cache_warned = False
+
+
+def _warn_cache(exc: BaseException) -> None:
+    global _cache_warned
+    if not _cache_warned:
+        _cache_warned = True
+        warnings.warn(
+            f"fastnorm: the Numba cache could not be used ({exc!r}); kernels are "
+            "compiled in every process. Set NUMBA_CACHE_DIR to a writable directory.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+_flock_depth = threading.local()
+
+
+@contextlib.contextmanager
+def _file_lock(directory: str):
+    """Exclusive inter-process lock on ``directory`` (no-op where unavailable).
+
+    Reentrant within a thread: saving one kernel saves the kernels it calls,
+    and a second ``flock`` on a new descriptor would wait for the first.
+    """
+    depth = getattr(_flock_depth, "n", 0)
+    if depth:
+        _flock_depth.n = depth + 1
+        try:
+            yield
+        finally:
+            _flock_depth.n = depth
+        return
+    try:
+        import fcntl
+
+        fd = os.open(os.path.join(directory, ".fastnorm-cache.lock"), os.O_RDWR | os.O_CREAT)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _flock_depth.n = 1
+        yield
+    finally:
+        _flock_depth.n = 0
+        os.close(fd)  # closing releases the lock
+
+
+def _guard_cache(cache) -> None:
+    """Make one dispatcher's cache safe: locked writes, errors become misses."""
+    save, load = cache.save_overload, cache.load_overload
+
+    def save_overload(sig, data):
+        try:
+            # Numba's index update is read-modify-write: serialize it between
+            # processes, or two signatures may end up sharing one data file.
+            with _file_lock(cache.cache_path):
+                save(sig, data)
+        except Exception as exc:
+            _warn_cache(exc)
+
+    def load_overload(sig, target_context):
+        try:
+            return load(sig, target_context)
+        except Exception as exc:  # unreadable or corrupt entry: recompile
+            _warn_cache(exc)
+            return None
+
+    cache.save_overload = save_overload
+    cache.load_overload = load_overload
+
+
+def _load_kernels():
+    """Import fastnorm._kernels so that a bad cache location is never an error.
+
+    Numba raises at decoration time when no cache directory is writable
+    (``NUMBA_CACHE_DIR``, the package's ``__pycache__`` and the per-user
+    cache dir all read-only).  Then the kernels are imported with a locator
+    that always succeeds and their caches are replaced by null caches.
+    """
+    here = os.path.dirname(os.path.abspath(__file__))
+    kernels_dir = os.path.join(here, "_kernels")
+    global _no_cache
+    writable = _cache_writable(kernels_dir)
+    _no_cache = not writable
+    saved = _numba_config.CACHE_LOCATOR_CLASSES
+    if not writable:
+        _numba_config.CACHE_LOCATOR_CLASSES = f"{__name__}._NoCacheLocator"
+    try:
+        kernels = importlib.import_module(f"{__package__}._kernels")
+    finally:
+        _numba_config.CACHE_LOCATOR_CLASSES = saved
+    for name in ("rows", "columns", "common"):
+        module = getattr(kernels, name, None)
+        for obj in vars(module).values() if module else ():
+            cache = getattr(obj, "_cache", None)
+            if not isinstance(cache, caching.Cache):
+                continue
+            if isinstance(cache._impl.locator, _NoCacheLocator):
+                obj._cache = caching.NullCache()
+            else:
+                _guard_cache(cache)
+    return kernels
+
+
+_load_kernels()
+
+
+def cache_dir() -> str | None:
+    """Directory holding fastnorm's compiled kernels, or None when uncached."""
+    from ._kernels import rows
+
+    cache = rows.rows_forward._cache
+    return getattr(cache, "cache_path", None)
+
+
+# --------------------------------------------------------------------------
+# warmup
+
+#: Layout names accepted by warmup() and the channel axis each means.
+_LAYOUTS = {
+    "channels_first": 1,
+    "NCL": 1,
+    "NCHW": 1,
+    "NCDHW": 1,
+    "channels_last": -1,
+    "NLC": -1,
+    "NHWC": -1,
+    "NDHWC": -1,
+}
+
+
+def warmup(
+    dtypes=("float32",),
+    layouts=("NCHW", "NHWC"),
+    *,
+    backward: bool = True,
+    stats: bool = True,
+    readonly: bool = False,
+) -> float:
+    """Compile (or load from the cache) every kernel a service will call.
+
+    Calls the public functions on a tiny input (serial kernels) and on one
+    large enough for the parallel kernels, for each dtype and layout, so the
+    first request does not pay for compilation.
+
+    Parameters
+    ----------
+    dtypes : sequence of dtype-like, default ('float32',)
+        Input dtypes the service uses; float16 warms the float32 kernels.
+    layouts : sequence of str, default ('NCHW', 'NHWC')
+        'NCHW'/'NCL'/'NCDHW'/'channels_first' (channel axis 1, row kernels)
+        and 'NHWC'/'NLC'/'NDHWC'/'channels_last' (axis -1, column kernels).
+    backward : bool, default True
+        Also warm :func:`fastnorm.instance_norm_backward` (training only).
+    stats : bool, default True
+        Also warm :func:`fastnorm.instance_norm_stats`.
+    readonly : bool, default False
+        Also warm the variants for read-only inputs (e.g. arrays made by
+        ``np.frombuffer`` on bytes), which Numba compiles separately.
+
+    Returns
+    -------
+    float
+        Seconds spent.
+    """
+    import time
+
+    import numpy as np
+
+    from . import functional as F
+
+    start = time.perf_counter()
+    axes = []
+    for layout in layouts:
+        if layout not in _LAYOUTS:
+            raise ValueError(f"unknown layout {layout!r}; expected one of {sorted(_LAYOUTS)}")
+        if _LAYOUTS[layout] not in axes:
+            axes.append(_LAYOUTS[layout])
+    big = F.SERIAL_MAX_ELEMENTS * 2
+    # Children forked after GNU OpenMP was loaded run serial kernels only.
+    fork_children = threading_layer() == "omp" and _openmp_vendor() == "GNU"
+    for dtype in dtypes:
+        dt = np.dtype(dtype)
+        for axis in axes:
+            # (1, 2, 4, 4) and a (2, 4, 64, big/512) input of > SERIAL_MAX_ELEMENTS
+            for shape in ((1, 2, 4, 4), (2, 4, 64, big // 512)):
+                if axis == -1:
+                    shape = (shape[0], *shape[2:], shape[1])
+                rng = np.random.default_rng(0)
+                x = rng.standard_normal(shape).astype(dt)
+                inputs = [x]
+                if readonly:
+                    ro = x.copy()
+                    ro.flags.writeable = False
+                    inputs.append(ro)
+                for arr in inputs:
+                    F.instance_norm(arr, axis=axis)
+                    if stats:
+                        F.instance_norm_stats(arr, axis=axis)
+                    if backward:
+                        F.instance_norm_backward(arr, arr, axis=axis)
+                if stats and fork_children:
+                    # what a forked child runs instead of the statistics kernel
+                    lay = F._layout(x, axis)
+                    xf = F._flat(x, F._compute_dtype("x", x.dtype))
+                    moments = _serial_variant(lay.kernels["moments"])
+                    moments(xf, lay.N, lay.P, lay.C, lay.Q, 1e-5, F._new_stats(lay))
+    return time.perf_counter() - start

@@ -1,0 +1,168 @@
+"""In-process tests of fastnorm.runtime: thread count, layer, call_parallel, memory."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import weakref
+
+import numpy as np
+import pytest
+
+import fastnorm
+from fastnorm import _kernels as K
+from fastnorm import runtime
+
+PARALLEL_SHAPE = (2, 4, 96, 96)  # above functional.SERIAL_MAX_ELEMENTS
+
+
+@pytest.fixture
+def restore_threads():
+    yield
+    fastnorm.set_num_threads(None)
+
+
+def test_public_names():
+    for name in ("set_num_threads", "get_num_threads", "warmup", "threading_layer"):
+        assert name in fastnorm.__all__
+        assert callable(getattr(fastnorm, name))
+
+
+def test_threading_layer_is_known():
+    assert fastnorm.threading_layer() in ("omp", "tbb", "workqueue", None)
+
+
+def test_kernels_release_the_gil():
+    for name in K.__all__:
+        kernel = getattr(K, name)
+        if hasattr(kernel, "targetoptions"):
+            assert kernel.targetoptions.get("nogil") is True, name
+
+
+@pytest.mark.parametrize("axis, shape", [(1, PARALLEL_SHAPE), (-1, (2, 48, 48, 16))])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_thread_count_gives_identical_bits(rng, restore_threads, axis, shape, dtype):
+    x = (rng.standard_normal(shape) * 5 + 3).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    results = []
+    for n in (1, 2):
+        fastnorm.set_num_threads(n)
+        assert fastnorm.get_num_threads() == n
+        y = fastnorm.instance_norm(x, axis=axis)
+        dx, dg, db = fastnorm.instance_norm_backward(dy, x, axis=axis)
+        mean, invstd = fastnorm.instance_norm_stats(x, axis=axis)
+        results.append((y, dx, dg, db, mean, invstd))
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_set_num_threads_is_process_wide(restore_threads):
+    fastnorm.set_num_threads(1)
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(fastnorm.get_num_threads()))
+    t.start()
+    t.join()
+    assert seen == [1]
+
+
+def test_set_num_threads_applies_in_every_thread(restore_threads, monkeypatch):
+    import numba
+
+    calls = []
+    monkeypatch.setattr(numba, "set_num_threads", lambda n: calls.append(n))
+    fastnorm.set_num_threads(2)
+    x = np.ones(PARALLEL_SHAPE, np.float32)
+    t = threading.Thread(target=lambda: fastnorm.instance_norm_stats(x))
+    t.start()
+    t.join()
+    assert 2 in calls
+
+
+@pytest.mark.parametrize("bad", [0, -1, 10**6])
+def test_set_num_threads_rejects_out_of_range(bad):
+    with pytest.raises(ValueError, match="NUMBA_NUM_THREADS"):
+        fastnorm.set_num_threads(bad)
+
+
+@pytest.mark.parametrize("bad", [1.5, "2", True])
+def test_set_num_threads_rejects_non_int(bad):
+    with pytest.raises(TypeError):
+        fastnorm.set_num_threads(bad)
+
+
+def test_busy_parallel_section_runs_serial_twin():
+    calls = []
+    with runtime._lock:  # another thread is in the parallel section
+        out = runtime.call_parallel(lambda: calls.append("p"), lambda: calls.append("s"))
+    assert calls == ["s"] and out is None
+    runtime.call_parallel(lambda: calls.append("p"), lambda: calls.append("s"))
+    assert calls == ["s", "p"]
+
+
+def test_busy_parallel_section_waits_without_twin():
+    calls = []
+    runtime._lock.acquire()
+    t = threading.Thread(target=lambda: runtime.call_parallel(lambda: calls.append("p"), None))
+    t.start()
+    t.join(0.2)
+    assert calls == []  # waiting, not running concurrently
+    runtime._lock.release()
+    t.join(10)
+    assert calls == ["p"]
+
+
+def test_serial_variant_matches_parallel_kernel(rng):
+    x = rng.standard_normal(PARALLEL_SHAPE).astype(np.float32)
+    lay = fastnorm.functional._layout(x, 1)
+    xf = x.reshape(-1)
+    a, b = fastnorm.functional._new_stats(lay), fastnorm.functional._new_stats(lay)
+    K.rows_moments(xf, lay.N, lay.P, lay.C, lay.Q, 1e-5, a)
+    runtime._serial_variant(K.rows_moments)(xf, lay.N, lay.P, lay.C, lay.Q, 1e-5, b)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_warmup_rejects_unknown_layout():
+    with pytest.raises(ValueError, match="layout"):
+        fastnorm.warmup(layouts=("NWHC",))
+
+
+def test_warmup_runs():
+    assert fastnorm.warmup(dtypes=("float32",), layouts=("NCHW",), backward=False) >= 0
+
+
+def _rss():
+    psutil = pytest.importorskip("psutil")
+    gc.collect()
+    return psutil.Process().memory_info().rss
+
+
+@pytest.mark.parametrize("shape", [(1, 4, 16, 16), PARALLEL_SHAPE])
+def test_forward_with_out_does_not_grow_memory(rng, shape):
+    x = rng.standard_normal(shape).astype(np.float32)
+    out = np.empty_like(x)
+    g = np.ones(shape[1], np.float32)
+    for _ in range(200):  # warm every allocator pool first
+        fastnorm.instance_norm(x, g, g, out=out)
+    before = _rss()
+    calls = 2000
+    for _ in range(calls):
+        fastnorm.instance_norm(x, g, g, out=out)
+    grown = _rss() - before
+    # 100 bytes per call would be 10 MB per 100,000 calls
+    assert grown < 256 * 1024 + 100 * calls, grown
+
+
+def test_layer_in_inference_holds_no_arrays(rng):
+    layer_mod = pytest.importorskip("fastnorm.layer")
+    cls = getattr(layer_mod, "InstanceNorm", None)
+    if cls is None:
+        pytest.skip("fastnorm.layer has no InstanceNorm yet")
+    layer = cls()
+    if hasattr(layer, "initialize"):
+        layer.initialize()
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    y = layer(x)
+    refs = [weakref.ref(x), weakref.ref(y)]
+    del x, y
+    gc.collect()
+    assert [r() for r in refs] == [None, None]
