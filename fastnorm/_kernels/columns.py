@@ -32,7 +32,7 @@ from .common import (
 from .rows import COUNT, INVSTD, M2, MEAN, SUM_DY, SUM_DYXC
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(inline="always", **KERNEL_OPTIONS)
 def columns_plan(P, K):
     """(rows per block, rows per part, parts per sample): shape only."""
     block_rows = max(1, BLOCK // K)
@@ -41,7 +41,7 @@ def columns_plan(P, K):
     return block_rows, part_rows, parts
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(inline="always", **KERNEL_OPTIONS)
 def _range_moments(xf, base, K, r0, r1, block_rows, mean, m2, bmean, bm2):
     """Per-column (mean, M2) of rows [r0, r1) into ``mean``/``m2``; returns count."""
     count = 0.0
@@ -74,7 +74,7 @@ def _range_moments(xf, base, K, r0, r1, block_rows, mean, m2, bmean, bm2):
     return count
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(inline="always", **KERNEL_OPTIONS)
 def _range_grad_sums(dyf, xf, base, K, r0, r1, colmean, sdy, sdyxc):
     sdy[:] = 0.0
     sdyxc[:] = 0.0
@@ -97,16 +97,18 @@ def _range_normalize(xf, yf, base, K, r0, r1, mean_hi, scale, shift):
 
 
 @njit(fastmath=ELEMENTWISE_FLAGS, **KERNEL_OPTIONS)
-def _range_backward(dyf, xf, dxf, base, K, r0, r1, mean_hi, a, b, c):
+def _range_backward(dyf, xf, dxf, base, K, r0, r1, cols):
+    """dx rows from per-column coefficients ``cols`` (5, K), as backward_span."""
+    mean_hi, a, k2, mdy_hi, c = cols[0], cols[1], cols[2], cols[3], cols[4]
     for r in range(r0, r1):
         g = dyf[base + r * K : base + (r + 1) * K]
         row = xf[base + r * K : base + (r + 1) * K]
         out = dxf[base + r * K : base + (r + 1) * K]
         for k in range(K):
-            out[k] = g[k] * a[k] + ((row[k] - mean_hi[k]) * b[k] + c[k])
+            out[k] = a[k] * ((g[k] - mdy_hi[k]) + ((row[k] - mean_hi[k]) * k2[k] + c[k]))
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(inline="always", **KERNEL_OPTIONS)
 def _merge_channel_moments(n, C, Q, counts, means, m2s, eps, stats):
     """Merge the Q columns of each channel of sample n (parts already merged)."""
     for c in range(C):
@@ -154,7 +156,7 @@ def columns_moments(xf, N, P, C, Q, eps, stats):
         _merge_channel_moments(n, C, Q, count, mean, m2, eps, stats)
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(inline="always", **KERNEL_OPTIONS)
 def _expand_forward(n, C, Q, gamma, beta, stats, coef, mean_hi, scale, shift):
     """Per-column (mean_hi, scale, shift) of sample n in the data dtype."""
     for c in range(C):
@@ -166,8 +168,9 @@ def _expand_forward(n, C, Q, gamma, beta, stats, coef, mean_hi, scale, shift):
             shift[k] = coef[s, 2]
 
 
-@njit(**KERNEL_OPTIONS)
-def _expand_backward(n, C, Q, gamma, stats, coef, mean_hi, a, b, c_):
+@njit(inline="always", **KERNEL_OPTIONS)
+def _expand_backward(n, C, Q, gamma, stats, coef, cols):
+    """Per-column backward coefficients (5, K) of sample n in the data dtype."""
     for c in range(C):
         s = n * C + c
         backward_coefficients(
@@ -181,19 +184,17 @@ def _expand_backward(n, C, Q, gamma, stats, coef, mean_hi, a, b, c_):
             s,
         )
         for k in range(c * Q, (c + 1) * Q):
-            mean_hi[k] = coef[s, 0]
-            a[k] = coef[s, 1]
-            b[k] = coef[s, 2]
-            c_[k] = coef[s, 3]
+            for j in range(5):
+                cols[j, k] = coef[s, j]
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(inline="always", **KERNEL_OPTIONS)
 def _column_means(n, C, Q, stats, colmean):
     for c in range(C):
         colmean[c * Q : (c + 1) * Q] = stats[n * C + c, MEAN]
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(inline="always", **KERNEL_OPTIONS)
 def _merge_channel_sums(n, C, Q, sdy, sdyxc, stats):
     for c in range(C):
         s = n * C + c
@@ -201,7 +202,7 @@ def _merge_channel_sums(n, C, Q, sdy, sdyxc, stats):
         stats[s, SUM_DYXC] = sdyxc[c * Q : (c + 1) * Q].sum()
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(inline="always", **KERNEL_OPTIONS)
 def _forward_sample(n, xf, yf, P, C, Q, gamma, beta, eps, stats, given, coef):
     """Statistics (unless given) and output of a single-part sample."""
     K = C * Q
@@ -219,7 +220,7 @@ def _forward_sample(n, xf, yf, P, C, Q, gamma, beta, eps, stats, given, coef):
     _range_normalize(xf, yf, base, K, 0, P, mean_hi, scale, shift)
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(inline="always", **KERNEL_OPTIONS)
 def _backward_sample(n, dyf, xf, dxf, P, C, Q, gamma, eps, stats, given, coef):
     """Statistics and sums (unless given) and dx of a single-part sample."""
     K = C * Q
@@ -237,12 +238,9 @@ def _backward_sample(n, dyf, xf, dxf, P, C, Q, gamma, eps, stats, given, coef):
         sdyxc = np.empty(K)
         _range_grad_sums(dyf, xf, base, K, 0, P, colmean, sdy, sdyxc)
         _merge_channel_sums(n, C, Q, sdy, sdyxc, stats)
-    mean_hi = np.empty(K, dtype=dxf.dtype)
-    a = np.empty(K, dtype=dxf.dtype)
-    b = np.empty(K, dtype=dxf.dtype)
-    c = np.empty(K, dtype=dxf.dtype)
-    _expand_backward(n, C, Q, gamma, stats, coef, mean_hi, a, b, c)
-    _range_backward(dyf, xf, dxf, base, K, 0, P, mean_hi, a, b, c)
+    cols = np.empty((5, K), dtype=dxf.dtype)
+    _expand_backward(n, C, Q, gamma, stats, coef, cols)
+    _range_backward(dyf, xf, dxf, base, K, 0, P, cols)
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
@@ -282,7 +280,7 @@ def columns_forward_serial(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given):
 def columns_backward(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
     """dx and per-slice sums for every sample, in parallel."""
     K = C * Q
-    coef = np.empty((N * C, 4), dtype=dxf.dtype)
+    coef = np.empty((N * C, 5), dtype=dxf.dtype)
     _, part_rows, parts = columns_plan(P, K)
     if parts == 1:
         for n in prange(N):
@@ -309,24 +307,19 @@ def columns_backward(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
                 tot_dy += sdy[t]
                 tot_dyxc += sdyxc[t]
             _merge_channel_sums(n, C, Q, tot_dy, tot_dyxc, stats)
-    mean_hi = np.empty((N, K), dtype=dxf.dtype)
-    a = np.empty((N, K), dtype=dxf.dtype)
-    b = np.empty((N, K), dtype=dxf.dtype)
-    c = np.empty((N, K), dtype=dxf.dtype)
+    cols = np.empty((N, 5, K), dtype=dxf.dtype)
     for n in range(N):
-        _expand_backward(n, C, Q, gamma, stats, coef, mean_hi[n], a[n], b[n], c[n])
+        _expand_backward(n, C, Q, gamma, stats, coef, cols[n])
     for t in prange(N * parts):
         n = t // parts
         r0 = (t - n * parts) * part_rows
-        _range_backward(
-            dyf, xf, dxf, n * P * K, K, r0, min(P, r0 + part_rows), mean_hi[n], a[n], b[n], c[n]
-        )
+        _range_backward(dyf, xf, dxf, n * P * K, K, r0, min(P, r0 + part_rows), cols[n])
 
 
 @njit(**KERNEL_OPTIONS)
 def columns_backward_serial(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
     """Single-threaded twin of :func:`columns_backward` for small inputs."""
-    coef = np.empty((N * C, 4), dtype=dxf.dtype)
+    coef = np.empty((N * C, 5), dtype=dxf.dtype)
     for n in range(N):
         _backward_sample(n, dyf, xf, dxf, P, C, Q, gamma, eps, stats, given, coef)
 

@@ -45,7 +45,7 @@ def block_moments(w):
     return mean, m2
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(inline="always", **KERNEL_OPTIONS)
 def chan_merge(na, ma, m2a, nb, mb, m2b):
     """Merge (count, mean, M2) of b into a (Chan, Golub & LeVeque).
 
@@ -70,13 +70,13 @@ def block_grad_sums(g, w, mean):
     return a, b
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(inline="always", **KERNEL_OPTIONS)
 def inverse_std(count, m2, eps):
     """1 / sqrt(population variance + eps)."""
     return 1.0 / math.sqrt(m2 / count + eps)
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(inline="always", **KERNEL_OPTIONS)
 def forward_coefficients(mean, invstd, gamma, beta, coef, s):
     """Store (mean_hi, scale, shift) for slice ``s`` in the data dtype.
 
@@ -93,20 +93,26 @@ def forward_coefficients(mean, invstd, gamma, beta, coef, s):
     coef[s, 2] = beta - (mean - mean_hi) * scale
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(inline="always", **KERNEL_OPTIONS)
 def backward_coefficients(count, mean, invstd, gamma, sum_dy, sum_dyxc, coef, s):
-    """Store (mean_hi, a, b, c) with ``dx = dy * a + ((x - mean_hi) * b + c)``.
+    """Store (mean_hi, a, k, mdy_hi, c) for slice ``s`` in the data dtype.
 
-    From ``dx = gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat))``
-    with ``sum_dyxc = sum(dy * (x - mean))``.
+    ``dx = a * ((dy - mdy_hi) + ((x - mean_hi) * k + c))`` is
+    ``gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat))`` with
+    ``sum_dyxc = sum(dy * (x - mean))``.  As in the forward, the rounding
+    remainders of the mean and of mean(dy) move into ``c``, and the large
+    factor ``a`` (up to 1/sqrt(eps)) multiplies last, so a slice of one
+    element or a constant slice gets dx exactly 0 where the math says so.
     """
-    a = gamma * invstd
-    b = -a * sum_dyxc * invstd * invstd / count
+    k = -sum_dyxc * invstd * invstd / count
+    mdy = sum_dy / count
     coef[s, 0] = mean
     mean_hi = coef[s, 0]
-    coef[s, 1] = a
-    coef[s, 2] = b
-    coef[s, 3] = -a * (sum_dy / count) - b * (mean - mean_hi)
+    coef[s, 1] = gamma * invstd
+    coef[s, 2] = k
+    coef[s, 3] = mdy
+    mdy_hi = coef[s, 3]
+    coef[s, 4] = -(mdy - mdy_hi) - k * (mean - mean_hi)
 
 
 @njit(fastmath=ELEMENTWISE_FLAGS, **KERNEL_OPTIONS)
@@ -117,7 +123,7 @@ def normalize_span(w, o, mean_hi, scale, shift):
 
 
 @njit(fastmath=ELEMENTWISE_FLAGS, **KERNEL_OPTIONS)
-def backward_span(g, w, o, mean_hi, a, b, c):
-    """o = g * a + ((w - mean_hi) * b + c), in the data dtype."""
+def backward_span(g, w, o, mean_hi, a, k, mdy_hi, c):
+    """o = a * ((g - mdy_hi) + ((w - mean_hi) * k + c)), in the data dtype."""
     for i in range(w.shape[0]):
-        o[i] = g[i] * a + ((w[i] - mean_hi) * b + c)
+        o[i] = a * ((g[i] - mdy_hi) + ((w[i] - mean_hi) * k + c))

@@ -22,8 +22,10 @@ from numba import njit, prange
 
 from .common import (
     BLOCK,
+    ELEMENTWISE_FLAGS,
     KERNEL_OPTIONS,
     PART,
+    REDUCE_FLAGS,
     backward_coefficients,
     backward_span,
     block_grad_sums,
@@ -39,7 +41,7 @@ COUNT, MEAN, INVSTD, SUM_DY, SUM_DYXC, M2 = 0, 1, 2, 3, 4, 5
 STATS_COLUMNS = 6
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(inline="always", **KERNEL_OPTIONS)
 def rows_plan(P, Q):
     """(blocks per row, blocks per part, parts per slice): shape only."""
     per_row = (Q + BLOCK - 1) // BLOCK
@@ -49,70 +51,84 @@ def rows_plan(P, Q):
     return per_row, per_part, parts
 
 
-@njit(**KERNEL_OPTIONS)
-def _block_bounds(j, per_row, row_stride, Q):
-    """Flat offsets [lo, hi) of block j of a slice, relative to its base."""
-    p = j // per_row
-    q0 = (j - p * per_row) * BLOCK
-    lo = p * row_stride + q0
-    return lo, lo + min(Q - q0, BLOCK)
+@njit(inline="always", **KERNEL_OPTIONS)
+def _first_block(j0, per_row, row_stride):
+    """Row offset and column of block j0 of a slice (the one division per range)."""
+    p = j0 // per_row
+    return p * row_stride, (j0 - p * per_row) * BLOCK
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(inline="always", **KERNEL_OPTIONS)
+def _next_block(off, q0, row_stride, Q):
+    q0 += BLOCK
+    if q0 >= Q:
+        return off + row_stride, 0
+    return off, q0
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
 def _range_moments(xf, base, row_stride, Q, per_row, j0, j1):
+    """(count, mean, M2) of blocks [j0, j1) of the slice starting at base."""
     count = 0.0
     mean = 0.0
     m2 = 0.0
-    for j in range(j0, j1):
-        lo, hi = _block_bounds(j, per_row, row_stride, Q)
-        bmean, bm2 = block_moments(xf[base + lo : base + hi])
-        count, mean, m2 = chan_merge(count, mean, m2, float(hi - lo), bmean, bm2)
+    off, q0 = _first_block(j0, per_row, row_stride)
+    off += base
+    for _ in range(j1 - j0):
+        hi = min(Q, q0 + BLOCK)
+        bmean, bm2 = block_moments(xf[off + q0 : off + hi])
+        count, mean, m2 = chan_merge(count, mean, m2, float(hi - q0), bmean, bm2)
+        off, q0 = _next_block(off, q0, row_stride, Q)
     return count, mean, m2
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(inline="always", **KERNEL_OPTIONS)
 def _range_grad_sums(dyf, xf, base, row_stride, Q, per_row, j0, j1, mean):
     sum_dy = 0.0
     sum_dyxc = 0.0
-    for j in range(j0, j1):
-        lo, hi = _block_bounds(j, per_row, row_stride, Q)
-        a, b = block_grad_sums(dyf[base + lo : base + hi], xf[base + lo : base + hi], mean)
+    off, q0 = _first_block(j0, per_row, row_stride)
+    off += base
+    for _ in range(j1 - j0):
+        lo = off + q0
+        hi = off + min(Q, q0 + BLOCK)
+        a, b = block_grad_sums(dyf[lo:hi], xf[lo:hi], mean)
         sum_dy += a
         sum_dyxc += b
+        off, q0 = _next_block(off, q0, row_stride, Q)
     return sum_dy, sum_dyxc
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(inline="always", **KERNEL_OPTIONS)
 def _range_normalize(xf, yf, base, row_stride, Q, per_row, j0, j1, coef, s):
-    for j in range(j0, j1):
-        lo, hi = _block_bounds(j, per_row, row_stride, Q)
-        normalize_span(
-            xf[base + lo : base + hi], yf[base + lo : base + hi], coef[s, 0], coef[s, 1], coef[s, 2]
-        )
+    mean_hi, scale, shift = coef[s, 0], coef[s, 1], coef[s, 2]
+    off, q0 = _first_block(j0, per_row, row_stride)
+    off += base
+    for _ in range(j1 - j0):
+        lo = off + q0
+        hi = off + min(Q, q0 + BLOCK)
+        normalize_span(xf[lo:hi], yf[lo:hi], mean_hi, scale, shift)
+        off, q0 = _next_block(off, q0, row_stride, Q)
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(inline="always", **KERNEL_OPTIONS)
 def _range_backward(dyf, xf, dxf, base, row_stride, Q, per_row, j0, j1, coef, s):
-    for j in range(j0, j1):
-        lo, hi = _block_bounds(j, per_row, row_stride, Q)
-        backward_span(
-            dyf[base + lo : base + hi],
-            xf[base + lo : base + hi],
-            dxf[base + lo : base + hi],
-            coef[s, 0],
-            coef[s, 1],
-            coef[s, 2],
-            coef[s, 3],
-        )
+    mean_hi, a, k, mdy_hi, c = coef[s, 0], coef[s, 1], coef[s, 2], coef[s, 3], coef[s, 4]
+    off, q0 = _first_block(j0, per_row, row_stride)
+    off += base
+    for _ in range(j1 - j0):
+        lo = off + q0
+        hi = off + min(Q, q0 + BLOCK)
+        backward_span(dyf[lo:hi], xf[lo:hi], dxf[lo:hi], mean_hi, a, k, mdy_hi, c)
+        off, q0 = _next_block(off, q0, row_stride, Q)
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(inline="always", **KERNEL_OPTIONS)
 def _slice_base(s, P, C, Q):
     n = s // C
     return (n * P * C + (s - n * C)) * Q
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(inline="always", **KERNEL_OPTIONS)
 def _set_moments(stats, s, count, mean, m2, eps):
     stats[s, COUNT] = count
     stats[s, MEAN] = mean
@@ -121,24 +137,25 @@ def _set_moments(stats, s, count, mean, m2, eps):
 
 
 @njit(**KERNEL_OPTIONS)
-def _forward_slice(s, xf, yf, P, C, Q, gamma, beta, eps, stats, given, coef):
+def _forward_slice(s, xf, yf, P, C, Q, per_row, gamma, beta, eps, stats, given, coef):
     """Statistics (unless given) and output of one single-part slice."""
-    per_row, _, _ = rows_plan(P, Q)
-    base = _slice_base(s, P, C, Q)
+    n = s // C
+    c = s - n * C
+    base = (n * P * C + c) * Q
     nblocks = P * per_row
     if given == 0:
         count, mean, m2 = _range_moments(xf, base, C * Q, Q, per_row, 0, nblocks)
         _set_moments(stats, s, count, mean, m2, eps)
-    c = s % C
     forward_coefficients(stats[s, MEAN], stats[s, INVSTD], gamma[c], beta[c], coef, s)
     _range_normalize(xf, yf, base, C * Q, Q, per_row, 0, nblocks, coef, s)
 
 
 @njit(**KERNEL_OPTIONS)
-def _backward_slice(s, dyf, xf, dxf, P, C, Q, gamma, eps, stats, given, coef):
+def _backward_slice(s, dyf, xf, dxf, P, C, Q, per_row, gamma, eps, stats, given, coef):
     """Statistics and sums (unless given) and dx of one single-part slice."""
-    per_row, _, _ = rows_plan(P, Q)
-    base = _slice_base(s, P, C, Q)
+    n = s // C
+    c = s - n * C
+    base = (n * P * C + c) * Q
     nblocks = P * per_row
     if given == 0:
         count, mean, m2 = _range_moments(xf, base, C * Q, Q, per_row, 0, nblocks)
@@ -147,11 +164,11 @@ def _backward_slice(s, dyf, xf, dxf, P, C, Q, gamma, eps, stats, given, coef):
         a, b = _range_grad_sums(dyf, xf, base, C * Q, Q, per_row, 0, nblocks, stats[s, MEAN])
         stats[s, SUM_DY] = a
         stats[s, SUM_DYXC] = b
-    _backward_coefficients_of(stats, s, gamma[s % C], coef)
+    _backward_coefficients_of(stats, s, gamma[c], coef)
     _range_backward(dyf, xf, dxf, base, C * Q, Q, per_row, 0, nblocks, coef, s)
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(inline="always", **KERNEL_OPTIONS)
 def _backward_coefficients_of(stats, s, gamma_c, coef):
     backward_coefficients(
         stats[s, COUNT],
@@ -165,10 +182,126 @@ def _backward_coefficients_of(stats, s, gamma_c, coef):
     )
 
 
+# --------------------------------------------------------------------------
+# Short slices: P == 1 and Q <= BLOCK, so every slice is one block.  Slices
+# are handled in groups of about PART elements viewed as a (slices, Q)
+# matrix: one call per group instead of several per slice (a fixed cost of
+# ~90 cycles per slice dominated 64-element slices), and 2-D indexing from
+# ranges lets Numba drop negative-index fix-ups.
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _short_slices(P, Q):
+    return P == 1 and Q <= BLOCK
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _group_size(Q):
+    return max(1, PART // Q)
+
+
+@njit(fastmath=REDUCE_FLAGS, **KERNEL_OPTIONS)
+def group_moments(x2, stats):
+    """Mean and M2 of each row of x2 into ``stats`` (one row per slice)."""
+    Q = x2.shape[1]
+    for k in range(x2.shape[0]):
+        s = 0.0
+        for i in range(Q):
+            s += x2[k, i]
+        mean = s / Q
+        m2 = 0.0
+        for i in range(Q):
+            d = x2[k, i] - mean
+            m2 += d * d
+        stats[k, MEAN] = mean
+        stats[k, M2] = m2
+
+
+@njit(fastmath=REDUCE_FLAGS, **KERNEL_OPTIONS)
+def group_grad_sums(dy2, x2, stats):
+    """sum(dy) and sum(dy * (x - mean)) of each row, mean from ``stats``."""
+    Q = x2.shape[1]
+    for k in range(x2.shape[0]):
+        mean = stats[k, MEAN]
+        a = 0.0
+        b = 0.0
+        for i in range(Q):
+            g = dy2[k, i]
+            a += g
+            b += g * (x2[k, i] - mean)
+        stats[k, SUM_DY] = a
+        stats[k, SUM_DYXC] = b
+
+
+@njit(fastmath=ELEMENTWISE_FLAGS, **KERNEL_OPTIONS)
+def group_normalize(x2, y2, coef):
+    for k in range(x2.shape[0]):
+        mean_hi = coef[k, 0]
+        scale = coef[k, 1]
+        shift = coef[k, 2]
+        for i in range(x2.shape[1]):
+            y2[k, i] = (x2[k, i] - mean_hi) * scale + shift
+
+
+@njit(fastmath=ELEMENTWISE_FLAGS, **KERNEL_OPTIONS)
+def group_backward(dy2, x2, dx2, coef):
+    for k in range(x2.shape[0]):
+        mean_hi = coef[k, 0]
+        a = coef[k, 1]
+        kk = coef[k, 2]
+        mdy_hi = coef[k, 3]
+        c = coef[k, 4]
+        for i in range(x2.shape[1]):
+            dx2[k, i] = a * ((dy2[k, i] - mdy_hi) + ((x2[k, i] - mean_hi) * kk + c))
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _group_stats(x2, s0, s1, Q, eps, stats):
+    group = stats[s0:s1]
+    group_moments(x2[s0:s1], group)
+    for k in range(s1 - s0):
+        group[k, COUNT] = Q
+        group[k, INVSTD] = inverse_std(float(Q), group[k, M2], eps)
+
+
+@njit(**KERNEL_OPTIONS)
+def _group_forward(x2, y2, s0, s1, C, gamma, beta, eps, stats, given, coef):
+    if given == 0:
+        _group_stats(x2, s0, s1, x2.shape[1], eps, stats)
+    c = s0 % C
+    for s in range(s0, s1):
+        forward_coefficients(stats[s, MEAN], stats[s, INVSTD], gamma[c], beta[c], coef, s)
+        c += 1
+        if c == C:
+            c = 0
+    group_normalize(x2[s0:s1], y2[s0:s1], coef[s0:s1])
+
+
+@njit(**KERNEL_OPTIONS)
+def _group_backward(dy2, x2, dx2, s0, s1, C, gamma, eps, stats, given, coef):
+    if given == 0:
+        _group_stats(x2, s0, s1, x2.shape[1], eps, stats)
+    if given < 5:
+        group_grad_sums(dy2[s0:s1], x2[s0:s1], stats[s0:s1])
+    c = s0 % C
+    for s in range(s0, s1):
+        _backward_coefficients_of(stats, s, gamma[c], coef)
+        c += 1
+        if c == C:
+            c = 0
+    group_backward(dy2[s0:s1], x2[s0:s1], dx2[s0:s1], coef[s0:s1])
+
+
 @njit(parallel=True, **KERNEL_OPTIONS)
 def rows_moments(xf, N, P, C, Q, eps, stats):
     """Fill (count, mean, invstd, m2) of ``stats``: parallel parts merged in order."""
     S = stats.shape[0]
+    if _short_slices(P, Q):
+        x2 = xf.reshape(S, Q)
+        size = _group_size(Q)
+        for g in prange((S + size - 1) // size):
+            _group_stats(x2, g * size, min(S, (g + 1) * size), Q, eps, stats)
+        return
     per_row, per_part, parts = rows_plan(P, Q)
     nblocks = P * per_row
     partial = np.empty((S * parts, 3))
@@ -197,10 +330,19 @@ def rows_forward(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given):
     """y = (x - mean) * invstd * gamma + beta for every slice, in parallel."""
     S = stats.shape[0]
     coef = np.empty((S, 3), dtype=yf.dtype)
+    if _short_slices(P, Q):
+        x2 = xf.reshape(S, Q)
+        y2 = yf.reshape(S, Q)
+        size = _group_size(Q)
+        for g in prange((S + size - 1) // size):
+            _group_forward(
+                x2, y2, g * size, min(S, (g + 1) * size), C, gamma, beta, eps, stats, given, coef
+            )
+        return
     per_row, per_part, parts = rows_plan(P, Q)
     if parts == 1:
         for s in prange(S):
-            _forward_slice(s, xf, yf, P, C, Q, gamma, beta, eps, stats, given, coef)
+            _forward_slice(s, xf, yf, P, C, Q, per_row, gamma, beta, eps, stats, given, coef)
         return
     if given == 0:
         rows_moments(xf, N, P, C, Q, eps, stats)
@@ -229,20 +371,37 @@ def rows_forward(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given):
 def rows_forward_serial(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given):
     """Single-threaded twin of :func:`rows_forward` for inputs of one part
     per slice (a parallel launch costs more than a small input's work)."""
-    coef = np.empty((stats.shape[0], 3), dtype=yf.dtype)
-    for s in range(stats.shape[0]):
-        _forward_slice(s, xf, yf, P, C, Q, gamma, beta, eps, stats, given, coef)
+    S = stats.shape[0]
+    coef = np.empty((S, 3), dtype=yf.dtype)
+    if _short_slices(P, Q):
+        _group_forward(
+            xf.reshape(S, Q), yf.reshape(S, Q), 0, S, C, gamma, beta, eps, stats, given, coef
+        )
+        return
+    per_row, _, _ = rows_plan(P, Q)
+    for s in range(S):
+        _forward_slice(s, xf, yf, P, C, Q, per_row, gamma, beta, eps, stats, given, coef)
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
 def rows_backward(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
     """dx for every slice and the per-slice sums, in parallel."""
     S = stats.shape[0]
-    coef = np.empty((S, 4), dtype=dxf.dtype)
+    coef = np.empty((S, 5), dtype=dxf.dtype)
+    if _short_slices(P, Q):
+        dy2 = dyf.reshape(S, Q)
+        x2 = xf.reshape(S, Q)
+        dx2 = dxf.reshape(S, Q)
+        size = _group_size(Q)
+        for g in prange((S + size - 1) // size):
+            _group_backward(
+                dy2, x2, dx2, g * size, min(S, (g + 1) * size), C, gamma, eps, stats, given, coef
+            )
+        return
     per_row, per_part, parts = rows_plan(P, Q)
     if parts == 1:
         for s in prange(S):
-            _backward_slice(s, dyf, xf, dxf, P, C, Q, gamma, eps, stats, given, coef)
+            _backward_slice(s, dyf, xf, dxf, P, C, Q, per_row, gamma, eps, stats, given, coef)
         return
     if given == 0:
         rows_moments(xf, N, P, C, Q, eps, stats)
@@ -296,15 +455,41 @@ def rows_backward(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
 @njit(**KERNEL_OPTIONS)
 def rows_backward_serial(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
     """Single-threaded twin of :func:`rows_backward` for small inputs."""
-    coef = np.empty((stats.shape[0], 4), dtype=dxf.dtype)
-    for s in range(stats.shape[0]):
-        _backward_slice(s, dyf, xf, dxf, P, C, Q, gamma, eps, stats, given, coef)
+    S = stats.shape[0]
+    coef = np.empty((S, 5), dtype=dxf.dtype)
+    if _short_slices(P, Q):
+        _group_backward(
+            dyf.reshape(S, Q),
+            xf.reshape(S, Q),
+            dxf.reshape(S, Q),
+            0,
+            S,
+            C,
+            gamma,
+            eps,
+            stats,
+            given,
+            coef,
+        )
+        return
+    per_row, _, _ = rows_plan(P, Q)
+    for s in range(S):
+        _backward_slice(s, dyf, xf, dxf, P, C, Q, per_row, gamma, eps, stats, given, coef)
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
 def rows_grad_sums(dyf, xf, N, P, C, Q, stats):
     """Fill columns (sum_dy, sum_dy_xc) of ``stats`` from its mean column."""
     S = stats.shape[0]
+    if _short_slices(P, Q):
+        dy2 = dyf.reshape(S, Q)
+        x2 = xf.reshape(S, Q)
+        size = _group_size(Q)
+        for g in prange((S + size - 1) // size):
+            s0 = g * size
+            s1 = min(S, s0 + size)
+            group_grad_sums(dy2[s0:s1], x2[s0:s1], stats[s0:s1])
+        return
     per_row, _, _ = rows_plan(P, Q)
     for s in prange(S):
         a, b = _range_grad_sums(
