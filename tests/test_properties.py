@@ -79,10 +79,12 @@ def test_forward_and_backward_match_reference(case):
     assert dx.shape == shape and dx.dtype == dgamma.dtype == dbeta.dtype == dtype
     assert dgamma.shape == dbeta.shape == (C,)
     dx_ref, dgamma_ref, dbeta_ref = instance_norm_backward_ref(dy, x, gamma, axis=axis)
-    slice_size = np.prod(shape) // (shape[0] * C)
-    if slice_size > 1:
-        # One-element slices have an exact dx of 0; see test_reference.
-        assert _rel(dx, dx_ref) <= g_tol
+    # dx is a difference of terms of size |gamma * invstd * dy| that cancel
+    # almost fully in tiny slices (2 elements: dx ~ eps/var); judge it at the
+    # scale of those terms, which is what the compute dtype can resolve.
+    _, invstd = fastnorm.instance_norm_stats(x, axis=axis)
+    term = np.max(np.abs(gamma.astype(np.float64))) * np.max(invstd) * np.max(np.abs(dy))
+    assert np.max(np.abs(dx - dx_ref)) <= g_tol * max(np.max(np.abs(dx_ref)), term)
     assert _rel(dgamma, dgamma_ref) <= g_tol
     assert _rel(dbeta, dbeta_ref) <= g_tol
 
