@@ -47,6 +47,9 @@ __all__ = [
 
 #: Guards the parallel section: one fastnorm parallel region at a time.
 _lock = threading.Lock()
+#: Guards _active, the number of fastnorm calls in call_parallel right now.
+_count_lock = threading.Lock()
+_active = 0
 #: Serializes layer detection (first call) with set_num_threads.
 _init_lock = threading.Lock()
 
@@ -134,8 +137,9 @@ def call_parallel(parallel, serial, *args):
     -----
     Only one thread runs a fastnorm parallel region at a time (Numba's
     ``workqueue`` layer aborts on concurrent launches; ``omp`` oversubscribes
-    the cores).  A thread that finds the parallel section busy runs
-    ``serial`` instead, or waits for it when ``serial`` is None.
+    the cores).  While another fastnorm call is in progress a caller runs
+    ``serial`` instead, or waits for the parallel section when ``serial`` is
+    None.
     """
     if not _initialized:
         _initialize()
@@ -144,18 +148,30 @@ def call_parallel(parallel, serial, *args):
     n = _num_threads
     if n == 1 and serial is not None:
         return serial(*args)
-    if not _lock.acquire(False):
-        if serial is not None:
-            return serial(*args)
-        _lock.acquire()
+    global _active
+    with _count_lock:
+        _active += 1
+        crowded = _active > 1
     try:
-        # Numba's thread count is per thread: apply ours in this one.
-        if n is not None and getattr(_tls, "applied", None) != n:
-            numba.set_num_threads(n)
-            _tls.applied = n
-        return parallel(*args)
+        # Several callers at once: each runs single-threaded, which keeps the
+        # cores busy without thread teams competing for them (measured best).
+        if crowded and serial is not None:
+            return serial(*args)
+        if not _lock.acquire(False):
+            if serial is not None:
+                return serial(*args)
+            _lock.acquire()
+        try:
+            # Numba's thread count is per thread: apply ours in this one.
+            if n is not None and getattr(_tls, "applied", None) != n:
+                numba.set_num_threads(n)
+                _tls.applied = n
+            return parallel(*args)
+        finally:
+            _lock.release()
     finally:
-        _lock.release()
+        with _count_lock:
+            _active -= 1
 
 
 # --------------------------------------------------------------------------
@@ -242,8 +258,10 @@ def _after_fork_in_parent() -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _lock, _init_lock, _serial_only
+    global _lock, _init_lock, _count_lock, _active, _serial_only
     _lock = threading.Lock()
+    _count_lock = threading.Lock()
+    _active = 0
     _init_lock = threading.Lock()
     _tls.__dict__.clear()
     # GNU OpenMP kills a forked child at its first parallel region once the

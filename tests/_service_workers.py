@@ -121,13 +121,13 @@ def fork() -> None:
 
 
 def cold() -> None:
-    """One small forward (serial and parallel kernels) checked against the reference."""
+    """One parallel-size forward checked against the reference."""
     import fastnorm
     from fastnorm.reference import instance_norm_ref
 
     dtype = np.float64 if os.getpid() % 2 else np.float32
     rng = np.random.default_rng(1)
-    for shape in ((1, 2, 8, 8), (2, 4, 96, 96)):
+    for shape in ((2, 4, 96, 96),):  # parallel kernel (and its helpers) only: keep it short
         x = rng.standard_normal(shape).astype(dtype)
         y = fastnorm.instance_norm(x)
         ref = instance_norm_ref(x)
