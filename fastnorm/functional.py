@@ -105,8 +105,25 @@ def _compute_dtype(name: str, dtype: np.dtype) -> np.dtype:
     )
 
 
+#: Layouts of recently seen (shape, axis) pairs: planning costs more than a
+#: small input's whole kernel (bounded; cleared when full).
+_LAYOUTS: dict = {}
+_LAYOUTS_MAX = 256
+
+
 def _layout(x: np.ndarray, axis) -> Layout:
-    shape = x.shape
+    if type(axis) is int:
+        lay = _LAYOUTS.get((x.shape, axis))
+        if lay is not None:
+            return lay
+    lay = _plan_layout(x.shape, axis)
+    if len(_LAYOUTS) >= _LAYOUTS_MAX:
+        _LAYOUTS.clear()
+    _LAYOUTS[(x.shape, axis)] = lay
+    return lay
+
+
+def _plan_layout(shape: tuple, axis) -> Layout:
     ndim = len(shape)
     if ndim < 3:
         raise ValueError(
@@ -132,6 +149,8 @@ def _layout(x: np.ndarray, axis) -> Layout:
 
 
 def _check_eps(eps) -> float:
+    if type(eps) is float and 0.0 <= eps < math.inf:
+        return eps
     if isinstance(eps, (bool, np.bool_)) or not isinstance(
         eps, (int, float, np.integer, np.floating)
     ):
@@ -145,7 +164,7 @@ def _check_eps(eps) -> float:
 def _channel_param(name: str, value, C: int, dtype: np.dtype, default: float) -> np.ndarray:
     """gamma/beta as float64 (C,), rounded through the compute dtype first."""
     if value is None:
-        return np.full(C, default)
+        return _constant_vector(C, default)
     arr = _as_array(name, value)
     if arr.dtype.kind not in "fiu" or arr.dtype == np.bool_:
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
@@ -156,6 +175,19 @@ def _channel_param(name: str, value, C: int, dtype: np.dtype, default: float) ->
     if arr.dtype != dtype:
         arr = arr.astype(dtype)
     return arr.astype(np.float64)
+
+
+_CONSTANTS: dict = {}
+
+
+def _constant_vector(C: int, value: float) -> np.ndarray:
+    """A shared float64 vector of C copies of value (kernels never write it)."""
+    vec = _CONSTANTS.get((C, value))
+    if vec is None:
+        if len(_CONSTANTS) >= _LAYOUTS_MAX:
+            _CONSTANTS.clear()
+        vec = _CONSTANTS[(C, value)] = np.full(C, value)
+    return vec
 
 
 def _check_out(out, shape: tuple, dtype: np.dtype, what: str) -> np.ndarray:
@@ -195,12 +227,19 @@ def _input(name: str, value):
 
 
 def _flat(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """A flat C-ordered view (or, when unavoidable, copy) in ``dtype``."""
+    """A read-only flat C-ordered view (or, when unavoidable, copy) in ``dtype``.
+
+    Kernels read their inputs through read-only views only, so writable and
+    read-only arrays share one compiled specialization.
+    """
     if arr.dtype != dtype:
-        return arr.astype(dtype, order="C").reshape(-1)
-    if arr.flags.c_contiguous:
-        return arr.reshape(-1)
-    return np.ascontiguousarray(arr).reshape(-1)
+        flat = arr.astype(dtype, order="C").reshape(-1)
+    elif arr.flags.c_contiguous:
+        flat = arr.reshape(-1)
+    else:
+        flat = np.ascontiguousarray(arr).reshape(-1)
+    flat.flags.writeable = False
+    return flat
 
 
 def _result_buffer(out, compute: np.dtype, *flat_inputs: np.ndarray):
@@ -212,7 +251,9 @@ def _result_buffer(out, compute: np.dtype, *flat_inputs: np.ndarray):
     scratch buffer.
     """
     size = flat_inputs[0].size
-    if out is not None and out.dtype == compute and out.flags.c_contiguous:
+    if out is None:
+        return np.empty(size, dtype=compute), False
+    if out.dtype == compute and out.flags.c_contiguous:
         flat = out.reshape(-1)
         if all(
             not np.may_share_memory(flat, inp) or _same_memory(flat, inp) for inp in flat_inputs

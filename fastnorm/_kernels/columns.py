@@ -50,13 +50,16 @@ def _range_moments(xf, base, K, r0, r1, block_rows, mean, m2, bmean, bm2):
     for b0 in range(r0, r1, block_rows):
         b1 = min(r1, b0 + block_rows)
         nb = float(b1 - b0)
+        # Sums about the block's first row, as in block_moments: exact
+        # means for constant columns, offsets cancelled before summing.
+        first = xf[base + b0 * K : base + (b0 + 1) * K]
         bmean[:] = 0.0
         for r in range(b0, b1):
             row = xf[base + r * K : base + (r + 1) * K]
             for k in range(K):
-                bmean[k] += row[k]
+                bmean[k] += row[k] - np.float64(first[k])
         for k in range(K):
-            bmean[k] = bmean[k] / nb
+            bmean[k] = first[k] + bmean[k] / nb
         bm2[:] = 0.0
         for r in range(b0, b1):
             row = xf[base + r * K : base + (r + 1) * K]

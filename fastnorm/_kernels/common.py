@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
 
 #: Elements per Welford block (measured: 4096 was 12% faster than 1024).
@@ -32,12 +33,18 @@ KERNEL_OPTIONS = {"nogil": True, "cache": True, "error_model": "numpy"}
 
 @njit(fastmath=REDUCE_FLAGS, **KERNEL_OPTIONS)
 def block_moments(w):
-    """Mean and M2 of a non-empty contiguous block, computed in float64."""
+    """Mean and M2 of a non-empty contiguous block, computed in float64.
+
+    Sums are taken about the block's first element: a constant block then
+    has exactly its value as mean (a float64 sum of equal float64 values
+    rounds), and large offsets cancel before summing.
+    """
     n = w.shape[0]
+    x0 = np.float64(w[0])  # float() would keep float32
     s = 0.0
     for i in range(n):
-        s += w[i]
-    mean = s / n
+        s += w[i] - x0
+    mean = x0 + s / n
     m2 = 0.0
     for i in range(n):
         d = w[i] - mean

@@ -205,10 +205,11 @@ def group_moments(x2, stats):
     """Mean and M2 of each row of x2 into ``stats`` (one row per slice)."""
     Q = x2.shape[1]
     for k in range(x2.shape[0]):
+        x0 = np.float64(x2[k, 0])  # shifted sums, as in block_moments
         s = 0.0
         for i in range(Q):
-            s += x2[k, i]
-        mean = s / Q
+            s += x2[k, i] - x0
+        mean = x0 + s / Q
         m2 = 0.0
         for i in range(Q):
             d = x2[k, i] - mean
