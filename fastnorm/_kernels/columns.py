@@ -24,6 +24,7 @@ from .common import (
     ELEMENTWISE_FLAGS,
     KERNEL_OPTIONS,
     PART,
+    WAVE,
     backward_coefficients,
     chan_merge,
     forward_coefficients,
@@ -81,13 +82,32 @@ def _range_moments(xf, base, K, r0, r1, block_rows, mean, m2, bmean, bm2):
 def _range_grad_sums(dyf, xf, base, K, r0, r1, colmean, sdy, sdyxc):
     sdy[:] = 0.0
     sdyxc[:] = 0.0
-    for r in range(r0, r1):
-        g = dyf[base + r * K : base + (r + 1) * K]
-        row = xf[base + r * K : base + (r + 1) * K]
+    g2 = dyf[base + r0 * K : base + r1 * K].reshape(r1 - r0, K)
+    x2 = xf[base + r0 * K : base + r1 * K].reshape(r1 - r0, K)
+    _accumulate_grad_sums(g2, x2, colmean, sdy, sdyxc)
+
+
+@njit(**KERNEL_OPTIONS)
+def _accumulate_grad_sums(g2, x2, colmean, sdy, sdyxc):
+    """Column sums of g2 and of g2 * (x2 - colmean), two rows per sweep.
+
+    One accumulator per loop (LLVM vectorizes a loop with a single store
+    target; with two it gave up) and two rows per sweep halve the
+    accumulator traffic that bounds this loop.
+    """
+    R = g2.shape[0]
+    K = g2.shape[1]
+    for r in range(0, R - 1, 2):
         for k in range(K):
-            gk = g[k]
-            sdy[k] += gk
-            sdyxc[k] += gk * (row[k] - colmean[k])
+            sdy[k] += g2[r, k] + np.float64(g2[r + 1, k])
+        for k in range(K):
+            m = colmean[k]
+            sdyxc[k] += g2[r, k] * (x2[r, k] - m) + g2[r + 1, k] * (x2[r + 1, k] - m)
+    if R % 2:
+        for k in range(K):
+            sdy[k] += g2[R - 1, k]
+        for k in range(K):
+            sdyxc[k] += g2[R - 1, k] * (x2[R - 1, k] - colmean[k])
 
 
 @njit(fastmath=ELEMENTWISE_FLAGS, **KERNEL_OPTIONS)
@@ -127,27 +147,41 @@ def _merge_channel_moments(n, C, Q, counts, means, m2s, eps, stats):
         stats[s, M2] = m2
 
 
-@njit(parallel=True, **KERNEL_OPTIONS)
-def columns_moments(xf, N, P, C, Q, eps, stats):
-    """Fill (count, mean, invstd, m2) of ``stats``: parallel parts merged in order."""
+@njit(inline="always", **KERNEL_OPTIONS)
+def _wave_moments(xf, n0, n1, P, C, Q, eps, stats):
+    """Statistics of samples [n0, n1): parallel parts merged in order.
+
+    Inlined, so its ``prange`` loops run in parallel inside parallel kernels
+    and serially inside serial ones.
+    """
     K = C * Q
     block_rows, part_rows, parts = columns_plan(P, K)
-    counts = np.empty(N * parts)
-    means = np.empty((N * parts, K))
-    m2s = np.empty((N * parts, K))
-    for t in prange(N * parts):
-        n = t // parts
-        r0 = (t - n * parts) * part_rows
+    T = (n1 - n0) * parts
+    counts = np.empty(T)
+    means = np.empty((T, K))
+    m2s = np.empty((T, K))
+    for t in prange(T):
+        i = t // parts
+        r0 = (t - i * parts) * part_rows
         bmean = np.empty(K)
         bm2 = np.empty(K)
         counts[t] = _range_moments(
-            xf, n * P * K, K, r0, min(P, r0 + part_rows), block_rows, means[t], m2s[t], bmean, bm2
+            xf,
+            (n0 + i) * P * K,
+            K,
+            r0,
+            min(P, r0 + part_rows),
+            block_rows,
+            means[t],
+            m2s[t],
+            bmean,
+            bm2,
         )
-    for n in prange(N):
-        mean = means[n * parts].copy()
-        m2 = m2s[n * parts].copy()
-        count = counts[n * parts]
-        for t in range(n * parts + 1, (n + 1) * parts):
+    for i in prange(n1 - n0):
+        mean = means[i * parts].copy()
+        m2 = m2s[i * parts].copy()
+        count = counts[i * parts]
+        for t in range(i * parts + 1, (i + 1) * parts):
             total = count + counts[t]
             f = counts[t] / total
             w = count * f
@@ -156,7 +190,20 @@ def columns_moments(xf, N, P, C, Q, eps, stats):
                 mean[k] += d * f
                 m2[k] += m2s[t, k] + d * d * w
             count = total
-        _merge_channel_moments(n, C, Q, count, mean, m2, eps, stats)
+        _merge_channel_moments(n0 + i, C, Q, count, mean, m2, eps, stats)
+
+
+@njit(parallel=True, **KERNEL_OPTIONS)
+def columns_moments(xf, N, P, C, Q, eps, stats):
+    """Fill (count, mean, invstd, m2) of ``stats``: parallel parts merged in order."""
+    _wave_moments(xf, 0, N, P, C, Q, eps, stats)
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _wave_size(P, K):
+    """Samples per wave: statistics then output of a wave of about WAVE
+    elements, so the second pass reads x from cache, not memory."""
+    return max(1, WAVE // (P * K))
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -256,19 +303,30 @@ def columns_forward(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given):
         for n in prange(N):
             _forward_sample(n, xf, yf, P, C, Q, gamma, beta, eps, stats, given, coef)
         return
-    if given == 0:
-        columns_moments(xf, N, P, C, Q, eps, stats)
-    mean_hi = np.empty((N, K), dtype=yf.dtype)
-    scale = np.empty((N, K), dtype=yf.dtype)
-    shift = np.empty((N, K), dtype=yf.dtype)
-    for n in range(N):
-        _expand_forward(n, C, Q, gamma, beta, stats, coef, mean_hi[n], scale[n], shift[n])
-    for t in prange(N * parts):
-        n = t // parts
-        r0 = (t - n * parts) * part_rows
-        _range_normalize(
-            xf, yf, n * P * K, K, r0, min(P, r0 + part_rows), mean_hi[n], scale[n], shift[n]
-        )
+    wave = _wave_size(P, K)
+    cols = np.empty((wave, 3, K), dtype=yf.dtype)
+    for n0 in range(0, N, wave):
+        n1 = min(N, n0 + wave)
+        if given == 0:
+            _wave_moments(xf, n0, n1, P, C, Q, eps, stats)
+        for i in range(n1 - n0):
+            _expand_forward(
+                n0 + i, C, Q, gamma, beta, stats, coef, cols[i, 0], cols[i, 1], cols[i, 2]
+            )
+        for t in prange((n1 - n0) * parts):
+            i = t // parts
+            r0 = (t - i * parts) * part_rows
+            _range_normalize(
+                xf,
+                yf,
+                (n0 + i) * P * K,
+                K,
+                r0,
+                min(P, r0 + part_rows),
+                cols[i, 0],
+                cols[i, 1],
+                cols[i, 2],
+            )
 
 
 @njit(**KERNEL_OPTIONS)
@@ -277,6 +335,32 @@ def columns_forward_serial(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given):
     coef = np.empty((N * C, 3), dtype=yf.dtype)
     for n in range(N):
         _forward_sample(n, xf, yf, P, C, Q, gamma, beta, eps, stats, given, coef)
+
+
+@njit(parallel=True, **KERNEL_OPTIONS)
+def _wave_grad_sums(dyf, xf, n0, n1, P, C, Q, stats, colmean, sdy, sdyxc):
+    """Fill the sums of samples [n0, n1) from parallel parts added in order.
+
+    A kernel of its own: inlined into the backward's wave loop the same
+    loops ran at half speed.
+    """
+    K = C * Q
+    _, part_rows, parts = columns_plan(P, K)
+    for i in range(n1 - n0):
+        _column_means(n0 + i, C, Q, stats, colmean[i])
+    for t in prange((n1 - n0) * parts):
+        i = t // parts
+        r0 = (t - i * parts) * part_rows
+        _range_grad_sums(
+            dyf, xf, (n0 + i) * P * K, K, r0, min(P, r0 + part_rows), colmean[i], sdy[t], sdyxc[t]
+        )
+    for i in range(n1 - n0):
+        tot_dy = sdy[i * parts].copy()
+        tot_dyxc = sdyxc[i * parts].copy()
+        for t in range(i * parts + 1, (i + 1) * parts):
+            tot_dy += sdy[t]
+            tot_dyxc += sdyxc[t]
+        _merge_channel_sums(n0 + i, C, Q, tot_dy, tot_dyxc, stats)
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
@@ -289,34 +373,23 @@ def columns_backward(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
         for n in prange(N):
             _backward_sample(n, dyf, xf, dxf, P, C, Q, gamma, eps, stats, given, coef)
         return
-    if given == 0:
-        columns_moments(xf, N, P, C, Q, eps, stats)
-    if given < 5:
-        sdy = np.empty((N * parts, K))
-        sdyxc = np.empty((N * parts, K))
-        colmean = np.empty((N, K))
-        for n in range(N):
-            _column_means(n, C, Q, stats, colmean[n])
-        for t in prange(N * parts):
-            n = t // parts
-            r0 = (t - n * parts) * part_rows
-            _range_grad_sums(
-                dyf, xf, n * P * K, K, r0, min(P, r0 + part_rows), colmean[n], sdy[t], sdyxc[t]
-            )
-        for n in range(N):
-            tot_dy = sdy[n * parts].copy()
-            tot_dyxc = sdyxc[n * parts].copy()
-            for t in range(n * parts + 1, (n + 1) * parts):
-                tot_dy += sdy[t]
-                tot_dyxc += sdyxc[t]
-            _merge_channel_sums(n, C, Q, tot_dy, tot_dyxc, stats)
-    cols = np.empty((N, 5, K), dtype=dxf.dtype)
-    for n in range(N):
-        _expand_backward(n, C, Q, gamma, stats, coef, cols[n])
-    for t in prange(N * parts):
-        n = t // parts
-        r0 = (t - n * parts) * part_rows
-        _range_backward(dyf, xf, dxf, n * P * K, K, r0, min(P, r0 + part_rows), cols[n])
+    wave = _wave_size(P, K)
+    cols = np.empty((wave, 5, K), dtype=dxf.dtype)
+    colmean = np.empty((wave, K))
+    sdy = np.empty((wave * parts, K))
+    sdyxc = np.empty((wave * parts, K))
+    for n0 in range(0, N, wave):
+        n1 = min(N, n0 + wave)
+        if given == 0:
+            _wave_moments(xf, n0, n1, P, C, Q, eps, stats)
+        if given < 5:
+            _wave_grad_sums(dyf, xf, n0, n1, P, C, Q, stats, colmean, sdy, sdyxc)
+        for i in range(n1 - n0):
+            _expand_backward(n0 + i, C, Q, gamma, stats, coef, cols[i])
+        for t in prange((n1 - n0) * parts):
+            i = t // parts
+            r0 = (t - i * parts) * part_rows
+            _range_backward(dyf, xf, dxf, (n0 + i) * P * K, K, r0, min(P, r0 + part_rows), cols[i])
 
 
 @njit(**KERNEL_OPTIONS)

@@ -22,6 +22,11 @@ BLOCK = 4096
 #: read from memory once (statistics and normalization fused).
 PART = 131072
 
+#: Elements per wave: when slices need several parts, the statistics and the
+#: output of about this much data are computed back to back, so the second
+#: pass finds x in cache (2 MiB of float32, half of it in each core's L2).
+WAVE = 4 * PART
+
 #: Reductions vectorize only with ``reassoc``; these flags keep NaN/Inf.
 REDUCE_FLAGS = {"reassoc", "contract", "nsz"}
 #: Element-wise passes rely on their rounding order: no ``reassoc`` there.
