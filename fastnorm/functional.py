@@ -286,8 +286,41 @@ def _run(pair, lay: Layout, *args):
     return runtime.call_parallel(parallel, serial, *args)
 
 
-def _forward_into(buf, xf, lay, g, b, eps, stats, given):
+def _forward(x, compute, lay, g, b, eps, stats, given, out):
+    """The forward once its arguments are valid: out handling and dispatch."""
+    if out is not None:
+        _check_out(out, x.shape, x.dtype, "x")
+    if x.size == 0:
+        return np.empty(x.shape, x.dtype) if out is None else out
+    xf = _flat(x, compute)
+    buf, wrote_out = _result_buffer(out, compute, xf)
     _run(lay.kernels["forward"], lay, xf, buf, lay.N, lay.P, lay.C, lay.Q, g, b, eps, stats, given)
+    return _finish(buf, wrote_out, out, x.shape, x.dtype)
+
+
+def _backward(dy, x, compute, lay, g, eps, stats, given, out):
+    """dx once the arguments are valid (``stats`` filled up to ``given``)."""
+    if out is not None:
+        _check_out(out, x.shape, x.dtype, "x")
+    if x.size == 0:
+        return np.empty(x.shape, x.dtype) if out is None else out
+    xf = _flat(x, compute)
+    dyf = _flat(dy, compute)
+    buf, wrote_out = _result_buffer(out, compute, xf, dyf)
+    _run(
+        lay.kernels["backward"], lay, dyf, xf, buf, lay.N, lay.P, lay.C, lay.Q, g, eps, stats, given
+    )
+    return _finish(buf, wrote_out, out, x.shape, x.dtype)
+
+
+def _gradient_inputs(dy, x, axis):
+    """Validated (dy, x, compute dtype, layout) of a backward."""
+    x, compute = _input("x", x)
+    dy, _ = _input("dy", dy)
+    lay = _layout(x, axis)
+    if dy.shape != x.shape:
+        raise ValueError(f"dy must have the shape of x {x.shape}, got shape {dy.shape}")
+    return dy, x, compute, lay
 
 
 # --------------------------------------------------------------------------
@@ -338,14 +371,7 @@ def instance_norm(x, gamma=None, beta=None, *, axis=1, eps=1e-5, out=None):
     eps = _check_eps(eps)
     g = _channel_param("gamma", gamma, lay.C, compute, 1.0)
     b = _channel_param("beta", beta, lay.C, compute, 0.0)
-    if out is not None:
-        _check_out(out, x.shape, x.dtype, "x")
-    if x.size == 0:
-        return np.empty(x.shape, x.dtype) if out is None else out
-    xf = _flat(x, compute)
-    buf, wrote_out = _result_buffer(out, compute, xf)
-    _forward_into(buf, xf, lay, g, b, eps, _new_stats(lay), 0)
-    return _finish(buf, wrote_out, out, x.shape, x.dtype)
+    return _forward(x, compute, lay, g, b, eps, _new_stats(lay), 0, out)
 
 
 def instance_norm_stats(x, *, axis=1, eps=1e-5):
@@ -413,11 +439,7 @@ def instance_norm_backward(
         samples and slice.  With gamma None, dgamma is the gradient for an
         implicit gamma of ones.
     """
-    x, compute = _input("x", x)
-    dy, _ = _input("dy", dy)
-    lay = _layout(x, axis)
-    if dy.shape != x.shape:
-        raise ValueError(f"dy must have the shape of x {x.shape}, got shape {dy.shape}")
+    dy, x, compute, lay = _gradient_inputs(dy, x, axis)
     eps = _check_eps(eps)
     g = _channel_param("gamma", gamma, lay.C, compute, 1.0)
     stats = _new_stats(lay)
@@ -428,22 +450,13 @@ def instance_norm_backward(
         stats[:, K.MEAN] = m
         stats[:, K.INVSTD] = s
         given = 3
-    if out is not None:
-        _check_out(out, x.shape, x.dtype, "x")
+    dx = _backward(dy, x, compute, lay, g, eps, stats, given, out)
     if x.size == 0:
-        dx = np.empty(x.shape, x.dtype) if out is None else out
         zeros = np.zeros(lay.C, x.dtype)
         return dx, zeros, zeros.copy()
-    xf = _flat(x, compute)
-    dyf = _flat(dy, compute)
-    buf, wrote_out = _result_buffer(out, compute, xf, dyf)
-    _run(
-        lay.kernels["backward"], lay, dyf, xf, buf, lay.N, lay.P, lay.C, lay.Q, g, eps, stats, given
-    )
     per_slice = stats.reshape(lay.N, lay.C, K.STATS_COLUMNS)
     dgamma = (per_slice[:, :, K.SUM_DYXC] * per_slice[:, :, K.INVSTD]).sum(axis=0)
     dbeta = per_slice[:, :, K.SUM_DY].sum(axis=0)
-    dx = _finish(buf, wrote_out, out, x.shape, x.dtype)
     return dx, dgamma.astype(x.dtype), dbeta.astype(x.dtype)
 
 
@@ -494,11 +507,7 @@ def partial_grad_sums(dy, x, mean, *, axis=1):
     ``mean`` (N, C) is the mean of the whole slice, not of the chunk, so the
     sums of all chunks simply add up.
     """
-    x, compute = _input("x", x)
-    dy, _ = _input("dy", dy)
-    lay = _layout(x, axis)
-    if dy.shape != x.shape:
-        raise ValueError(f"dy must have the shape of x {x.shape}, got shape {dy.shape}")
+    dy, x, compute, lay = _gradient_inputs(dy, x, axis)
     stats = _given_stats(lay, mean=mean)
     if x.size:
         runtime.call_parallel(
@@ -522,14 +531,7 @@ def normalize_with_stats(x, mean, invstd, gamma=None, beta=None, *, axis=1, out=
     g = _channel_param("gamma", gamma, lay.C, compute, 1.0)
     b = _channel_param("beta", beta, lay.C, compute, 0.0)
     stats = _given_stats(lay, mean=mean, invstd=invstd)
-    if out is not None:
-        _check_out(out, x.shape, x.dtype, "x")
-    if x.size == 0:
-        return np.empty(x.shape, x.dtype) if out is None else out
-    xf = _flat(x, compute)
-    buf, wrote_out = _result_buffer(out, compute, xf)
-    _forward_into(buf, xf, lay, g, b, 0.0, stats, 3)
-    return _finish(buf, wrote_out, out, x.shape, x.dtype)
+    return _forward(x, compute, lay, g, b, 0.0, stats, 3, out)
 
 
 def backward_with_sums(
@@ -540,21 +542,9 @@ def backward_with_sums(
     ``count`` is the number of elements of each whole slice (not of the
     chunk); all arguments but dy and x are (N, C) arrays.
     """
-    x, compute = _input("x", x)
-    dy, _ = _input("dy", dy)
-    lay = _layout(x, axis)
-    if dy.shape != x.shape:
-        raise ValueError(f"dy must have the shape of x {x.shape}, got shape {dy.shape}")
+    dy, x, compute, lay = _gradient_inputs(dy, x, axis)
     g = _channel_param("gamma", gamma, lay.C, compute, 1.0)
     stats = _given_stats(
         lay, count=count, mean=mean, invstd=invstd, sum_dy=sum_dy, sum_dyxc=sum_dy_xc
     )
-    if out is not None:
-        _check_out(out, x.shape, x.dtype, "x")
-    if x.size == 0:
-        return np.empty(x.shape, x.dtype) if out is None else out
-    xf = _flat(x, compute)
-    dyf = _flat(dy, compute)
-    buf, wrote_out = _result_buffer(out, compute, xf, dyf)
-    _run(lay.kernels["backward"], lay, dyf, xf, buf, lay.N, lay.P, lay.C, lay.Q, g, 0.0, stats, 5)
-    return _finish(buf, wrote_out, out, x.shape, x.dtype)
+    return _backward(dy, x, compute, lay, g, 0.0, stats, 5, out)
