@@ -123,6 +123,14 @@ def _range_backward(dyf, xf, dxf, base, row_stride, Q, per_row, j0, j1, coef, s)
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
+def _part_of_task(t, parts, per_part, nblocks, P, C, Q):
+    """(slice, slice base, first block, end block) of parallel task t."""
+    s = t // parts
+    j0 = (t - s * parts) * per_part
+    return s, _slice_base(s, P, C, Q), j0, min(nblocks, j0 + per_part)
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
 def _slice_base(s, P, C, Q):
     n = s // C
     return (n * P * C + (s - n * C)) * Q
@@ -307,11 +315,8 @@ def rows_moments(xf, N, P, C, Q, eps, stats):
     nblocks = P * per_row
     partial = np.empty((S * parts, 3))
     for t in prange(S * parts):
-        s = t // parts
-        j0 = (t - s * parts) * per_part
-        count, mean, m2 = _range_moments(
-            xf, _slice_base(s, P, C, Q), C * Q, Q, per_row, j0, min(nblocks, j0 + per_part)
-        )
+        _, base, j0, j1 = _part_of_task(t, parts, per_part, nblocks, P, C, Q)
+        count, mean, m2 = _range_moments(xf, base, C * Q, Q, per_row, j0, j1)
         partial[t, 0] = count
         partial[t, 1] = mean
         partial[t, 2] = m2
@@ -352,20 +357,8 @@ def rows_forward(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given):
         forward_coefficients(stats[s, MEAN], stats[s, INVSTD], gamma[c], beta[c], coef, s)
     nblocks = P * per_row
     for t in prange(S * parts):
-        s = t // parts
-        j0 = (t - s * parts) * per_part
-        _range_normalize(
-            xf,
-            yf,
-            _slice_base(s, P, C, Q),
-            C * Q,
-            Q,
-            per_row,
-            j0,
-            min(nblocks, j0 + per_part),
-            coef,
-            s,
-        )
+        s, base, j0, j1 = _part_of_task(t, parts, per_part, nblocks, P, C, Q)
+        _range_normalize(xf, yf, base, C * Q, Q, per_row, j0, j1, coef, s)
 
 
 @njit(**KERNEL_OPTIONS)
@@ -410,19 +403,8 @@ def rows_backward(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
     if given < 5:
         partial = np.empty((S * parts, 2))
         for t in prange(S * parts):
-            s = t // parts
-            j0 = (t - s * parts) * per_part
-            a, b = _range_grad_sums(
-                dyf,
-                xf,
-                _slice_base(s, P, C, Q),
-                C * Q,
-                Q,
-                per_row,
-                j0,
-                min(nblocks, j0 + per_part),
-                stats[s, MEAN],
-            )
+            s, base, j0, j1 = _part_of_task(t, parts, per_part, nblocks, P, C, Q)
+            a, b = _range_grad_sums(dyf, xf, base, C * Q, Q, per_row, j0, j1, stats[s, MEAN])
             partial[t, 0] = a
             partial[t, 1] = b
         for s in range(S):
@@ -436,21 +418,8 @@ def rows_backward(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
     for s in range(S):
         _backward_coefficients_of(stats, s, gamma[s % C], coef)
     for t in prange(S * parts):
-        s = t // parts
-        j0 = (t - s * parts) * per_part
-        _range_backward(
-            dyf,
-            xf,
-            dxf,
-            _slice_base(s, P, C, Q),
-            C * Q,
-            Q,
-            per_row,
-            j0,
-            min(nblocks, j0 + per_part),
-            coef,
-            s,
-        )
+        s, base, j0, j1 = _part_of_task(t, parts, per_part, nblocks, P, C, Q)
+        _range_backward(dyf, xf, dxf, base, C * Q, Q, per_row, j0, j1, coef, s)
 
 
 @njit(**KERNEL_OPTIONS)
