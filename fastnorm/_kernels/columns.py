@@ -80,11 +80,14 @@ def _range_moments(xf, base, K, r0, r1, block_rows, mean, m2, bmean, bm2):
 
 @njit(inline="always", **KERNEL_OPTIONS)
 def _range_grad_sums(dyf, xf, base, K, r0, r1, colmean, sdy, sdyxc):
-    sdy[:] = 0.0
-    sdyxc[:] = 0.0
     g2 = dyf[base + r0 * K : base + r1 * K].reshape(r1 - r0, K)
     x2 = xf[base + r0 * K : base + r1 * K].reshape(r1 - r0, K)
-    _accumulate_grad_sums(g2, x2, colmean, sdy, sdyxc)
+    # Task-local accumulators: rows of a shared matrix ran 3x slower here.
+    a = np.zeros(K)
+    b = np.zeros(K)
+    _accumulate_grad_sums(g2, x2, colmean.copy(), a, b)
+    sdy[:] = a
+    sdyxc[:] = b
 
 
 @njit(**KERNEL_OPTIONS)
@@ -240,16 +243,31 @@ def _expand_backward(n, C, Q, gamma, stats, coef, cols):
 
 @njit(inline="always", **KERNEL_OPTIONS)
 def _column_means(n, C, Q, stats, colmean):
+    # Explicit loops, here and below: inside a parallel kernel an array
+    # expression outside prange becomes a parallel region of its own, and
+    # dozens of tiny region launches per call cost milliseconds.
     for c in range(C):
-        colmean[c * Q : (c + 1) * Q] = stats[n * C + c, MEAN]
+        for k in range(c * Q, (c + 1) * Q):
+            colmean[k] = stats[n * C + c, MEAN]
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
 def _merge_channel_sums(n, C, Q, sdy, sdyxc, stats):
+    """Per-channel sums of sample n from per-part column sums (parts, K)."""
     for c in range(C):
+        a = 0.0
+        b = 0.0
+        for k in range(c * Q, (c + 1) * Q):
+            col_dy = sdy[0, k]
+            col_dyxc = sdyxc[0, k]
+            for t in range(1, sdy.shape[0]):
+                col_dy += sdy[t, k]
+                col_dyxc += sdyxc[t, k]
+            a += col_dy
+            b += col_dyxc
         s = n * C + c
-        stats[s, SUM_DY] = sdy[c * Q : (c + 1) * Q].sum()
-        stats[s, SUM_DYXC] = sdyxc[c * Q : (c + 1) * Q].sum()
+        stats[s, SUM_DY] = a
+        stats[s, SUM_DYXC] = b
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -284,9 +302,9 @@ def _backward_sample(n, dyf, xf, dxf, P, C, Q, gamma, eps, stats, given, coef):
     if given < 5:
         colmean = np.empty(K)
         _column_means(n, C, Q, stats, colmean)
-        sdy = np.empty(K)
-        sdyxc = np.empty(K)
-        _range_grad_sums(dyf, xf, base, K, 0, P, colmean, sdy, sdyxc)
+        sdy = np.empty((1, K))
+        sdyxc = np.empty((1, K))
+        _range_grad_sums(dyf, xf, base, K, 0, P, colmean, sdy[0], sdyxc[0])
         _merge_channel_sums(n, C, Q, sdy, sdyxc, stats)
     cols = np.empty((5, K), dtype=dxf.dtype)
     _expand_backward(n, C, Q, gamma, stats, coef, cols)
@@ -355,12 +373,8 @@ def _wave_grad_sums(dyf, xf, n0, n1, P, C, Q, stats, colmean, sdy, sdyxc):
             dyf, xf, (n0 + i) * P * K, K, r0, min(P, r0 + part_rows), colmean[i], sdy[t], sdyxc[t]
         )
     for i in range(n1 - n0):
-        tot_dy = sdy[i * parts].copy()
-        tot_dyxc = sdyxc[i * parts].copy()
-        for t in range(i * parts + 1, (i + 1) * parts):
-            tot_dy += sdy[t]
-            tot_dyxc += sdyxc[t]
-        _merge_channel_sums(n0 + i, C, Q, tot_dy, tot_dyxc, stats)
+        rows = slice(i * parts, (i + 1) * parts)
+        _merge_channel_sums(n0 + i, C, Q, sdy[rows], sdyxc[rows], stats)
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
@@ -407,7 +421,7 @@ def columns_grad_sums(dyf, xf, N, P, C, Q, stats):
     for n in prange(N):
         colmean = np.empty(K)
         _column_means(n, C, Q, stats, colmean)
-        sdy = np.empty(K)
-        sdyxc = np.empty(K)
-        _range_grad_sums(dyf, xf, n * P * K, K, 0, P, colmean, sdy, sdyxc)
+        sdy = np.empty((1, K))
+        sdyxc = np.empty((1, K))
+        _range_grad_sums(dyf, xf, n * P * K, K, 0, P, colmean, sdy[0], sdyxc[0])
         _merge_channel_sums(n, C, Q, sdy, sdyxc, stats)
