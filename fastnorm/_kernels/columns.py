@@ -51,22 +51,7 @@ def _range_moments(xf, base, K, r0, r1, block_rows, mean, m2, bmean, bm2):
     for b0 in range(r0, r1, block_rows):
         b1 = min(r1, b0 + block_rows)
         nb = float(b1 - b0)
-        # Sums about the block's first row, as in block_moments: exact
-        # means for constant columns, offsets cancelled before summing.
-        first = xf[base + b0 * K : base + (b0 + 1) * K]
-        bmean[:] = 0.0
-        for r in range(b0, b1):
-            row = xf[base + r * K : base + (r + 1) * K]
-            for k in range(K):
-                bmean[k] += row[k] - np.float64(first[k])
-        for k in range(K):
-            bmean[k] = first[k] + bmean[k] / nb
-        bm2[:] = 0.0
-        for r in range(b0, b1):
-            row = xf[base + r * K : base + (r + 1) * K]
-            for k in range(K):
-                d = row[k] - bmean[k]
-                bm2[k] += d * d
+        _block_column_moments(xf[base + b0 * K : base + b1 * K].reshape(b1 - b0, K), bmean, bm2)
         total = count + nb
         f = nb / total
         w = count * f
@@ -76,6 +61,40 @@ def _range_moments(xf, base, K, r0, r1, block_rows, mean, m2, bmean, bm2):
             m2[k] += bm2[k] + d * d * w
         count = total
     return count
+
+
+@njit(**KERNEL_OPTIONS)
+def _block_column_moments(xb, bmean, bm2):
+    """Per-column mean and M2 of a block of rows, two rows per sweep.
+
+    Sums are taken about the block's first row, as in block_moments (exact
+    means for constant columns, offsets cancelled before summing); two rows
+    per sweep halve the accumulator loads and stores that bound this loop.
+    """
+    R = xb.shape[0]
+    K = xb.shape[1]
+    for k in range(K):
+        bmean[k] = 0.0
+    for r in range(1, R - 1, 2):
+        for k in range(K):
+            f = np.float64(xb[0, k])
+            bmean[k] += (xb[r, k] - f) + (xb[r + 1, k] - f)
+    if R % 2 == 0:
+        for k in range(K):
+            bmean[k] += xb[R - 1, k] - np.float64(xb[0, k])
+    for k in range(K):
+        bmean[k] = xb[0, k] + bmean[k] / R
+    for k in range(K):
+        bm2[k] = 0.0
+    for r in range(0, R - 1, 2):
+        for k in range(K):
+            d0 = xb[r, k] - bmean[k]
+            d1 = xb[r + 1, k] - bmean[k]
+            bm2[k] += d0 * d0 + d1 * d1
+    if R % 2:
+        for k in range(K):
+            d = xb[R - 1, k] - bmean[k]
+            bm2[k] += d * d
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
