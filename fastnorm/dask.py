@@ -42,8 +42,8 @@ MOMENTS = np.dtype([("count", "f8"), ("mean", "f8"), ("m2", "f8")])
 def _dask_input(name: str, value):
     """A dask array and its compute dtype; other array-likes are wrapped."""
     if not isinstance(value, da.Array):
-        value = da.asarray(F._as_array(name, value))
-    compute = F._compute_dtype(name, value.dtype)
+        value = da.asarray(F.as_array(name, value))
+    compute = F.compute_dtype(name, value.dtype)
     if any(math.isnan(s) for s in value.shape):
         raise ValueError(
             f"{name} has unknown chunk sizes (shape {value.shape}); "
@@ -59,12 +59,12 @@ def _channel_blocks(name: str, value, x, lay: F.Layout, compute: np.dtype, defau
         if any(math.isnan(s) for s in value.shape):
             raise ValueError(f"{name} has unknown chunk sizes (shape {value.shape})")
         # Validate dtype and shape on a zero-strided stand-in: no compute.
-        F._channel_param(
+        F.channel_param(
             name, np.broadcast_to(np.zeros((), value.dtype), value.shape), lay.C, compute, default
         )
         # Round through the compute dtype, as the core does.
         return value.astype(compute).astype(np.float64).rechunk(chunks)
-    return da.from_array(F._channel_param(name, value, lay.C, compute, default), chunks=chunks)
+    return da.from_array(F.channel_param(name, value, lay.C, compute, default), chunks=chunks)
 
 
 def _reduced_axes(lay: F.Layout, ndim: int) -> tuple:
@@ -210,8 +210,8 @@ def instance_norm(x, gamma=None, beta=None, *, axis=1, eps=1e-5):
     formula) and once to normalize with the merged statistics.
     """
     x, compute = _dask_input("x", x)
-    lay = F._layout(x, axis)
-    eps = F._check_eps(eps)
+    lay = F.layout_of(x, axis)
+    eps = F.check_eps(eps)
     g = _channel_blocks("gamma", gamma, x, lay, compute, 1.0)
     b = _channel_blocks("beta", beta, x, lay, compute, 0.0)
     ind = tuple(range(x.ndim))
@@ -287,10 +287,10 @@ def instance_norm_backward(dy, x, gamma=None, *, axis=1, eps=1e-5):
     """
     x, compute = _dask_input("x", x)
     dy, _ = _dask_input("dy", dy)
-    lay = F._layout(x, axis)
+    lay = F.layout_of(x, axis)
     if dy.shape != x.shape:
         raise ValueError(f"dy must have the shape of x {x.shape}, got shape {dy.shape}")
-    eps = F._check_eps(eps)
+    eps = F.check_eps(eps)
     g = _channel_blocks("gamma", gamma, x, lay, compute, 1.0)
     dy = dy.rechunk(x.chunks)
     ind = tuple(range(x.ndim))

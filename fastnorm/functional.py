@@ -5,6 +5,11 @@ This module turns any accepted input into the canonical flat C-ordered view
 (N, P, C, Q), picks the kernel family and the serial or parallel variant from
 the shape alone, and turns every bad input into a ``TypeError`` or
 ``ValueError`` that names the argument before Numba could see it.
+
+The validation and view helpers without a leading underscore
+(``layout_of``, ``float_input``, ``check_eps``, ``channel_param``, ...) are
+shared with the layer, the Dask integration and the runtime, so every entry
+point gives the same errors; they are not part of the public API.
 """
 
 from __future__ import annotations
@@ -63,10 +68,13 @@ class Layout(NamedTuple):
     Q: int
 
     @property
+    def family(self) -> str:
+        """'columns' (per-column statistics) or 'rows' (contiguous rows)."""
+        return "columns" if self.Q == 1 or (self.P > 1 and self.Q < MIN_ROW_LENGTH) else "rows"
+
+    @property
     def kernels(self) -> dict:
-        if self.Q == 1 or (self.P > 1 and self.Q < MIN_ROW_LENGTH):
-            return _COLUMNS
-        return _ROWS
+        return _COLUMNS if self.family == "columns" else _ROWS
 
     @property
     def size(self) -> int:
@@ -82,7 +90,7 @@ def _describe(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _as_array(name: str, value) -> np.ndarray:
+def as_array(name: str, value) -> np.ndarray:
     if type(value) is np.ndarray:
         return value
     if value is None or isinstance(value, (str, bytes, dict, set)):
@@ -93,7 +101,7 @@ def _as_array(name: str, value) -> np.ndarray:
         raise TypeError(f"{name} must be an array of floats, got {_describe(value)}") from exc
 
 
-def _compute_dtype(name: str, dtype: np.dtype) -> np.dtype:
+def compute_dtype(name: str, dtype: np.dtype) -> np.dtype:
     """float32/float64 compute natively; float16 computes in float32."""
     if dtype in _NATIVE:
         return dtype
@@ -111,7 +119,7 @@ _LAYOUTS: dict = {}
 _LAYOUTS_MAX = 256
 
 
-def _layout(x: np.ndarray, axis) -> Layout:
+def layout_of(x: np.ndarray, axis) -> Layout:
     if type(axis) is int:
         lay = _LAYOUTS.get((x.shape, axis))
         if lay is not None:
@@ -148,7 +156,7 @@ def _plan_layout(shape: tuple, axis) -> Layout:
     return Layout(shape, a, shape[0], P, shape[a], Q)
 
 
-def _check_eps(eps) -> float:
+def check_eps(eps) -> float:
     if type(eps) is float and 0.0 <= eps < math.inf:
         return eps
     if isinstance(eps, (bool, np.bool_)) or not isinstance(
@@ -161,11 +169,11 @@ def _check_eps(eps) -> float:
     return value
 
 
-def _channel_param(name: str, value, C: int, dtype: np.dtype, default: float) -> np.ndarray:
+def channel_param(name: str, value, C: int, dtype: np.dtype, default: float) -> np.ndarray:
     """gamma/beta as float64 (C,), rounded through the compute dtype first."""
     if value is None:
         return _constant_vector(C, default)
-    arr = _as_array(name, value)
+    arr = as_array(name, value)
     if arr.dtype.kind not in "fiu" or arr.dtype == np.bool_:
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     if arr.shape != (C,):
@@ -208,7 +216,7 @@ def _check_stats(mean, invstd, N: int, C: int):
         raise ValueError(f"mean and invstd go together; {missing} is missing")
     arrays = []
     for name, value in (("mean", mean), ("invstd", invstd)):
-        arr = _as_array(name, value)
+        arr = as_array(name, value)
         if arr.dtype.kind != "f":
             raise TypeError(f"{name} must be a float array, got dtype {arr.dtype}")
         if arr.shape != (N, C):
@@ -217,16 +225,16 @@ def _check_stats(mean, invstd, N: int, C: int):
     return arrays
 
 
-def _input(name: str, value):
-    arr = _as_array(name, value)
-    return arr, _compute_dtype(name, arr.dtype)
+def float_input(name: str, value):
+    arr = as_array(name, value)
+    return arr, compute_dtype(name, arr.dtype)
 
 
 # --------------------------------------------------------------------------
 # views and dispatch
 
 
-def _flat(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def flat_view(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """A read-only flat C-ordered view (or, when unavoidable, copy) in ``dtype``.
 
     Kernels read their inputs through read-only views only, so writable and
@@ -275,7 +283,7 @@ def _finish(buf: np.ndarray, wrote_out: bool, out, shape: tuple, dtype: np.dtype
     return out
 
 
-def _new_stats(lay: Layout) -> np.ndarray:
+def new_stats(lay: Layout) -> np.ndarray:
     return np.empty((lay.N * lay.C, K.STATS_COLUMNS))
 
 
@@ -292,7 +300,7 @@ def _forward(x, compute, lay, g, b, eps, stats, given, out):
         _check_out(out, x.shape, x.dtype, "x")
     if x.size == 0:
         return np.empty(x.shape, x.dtype) if out is None else out
-    xf = _flat(x, compute)
+    xf = flat_view(x, compute)
     buf, wrote_out = _result_buffer(out, compute, xf)
     _run(lay.kernels["forward"], lay, xf, buf, lay.N, lay.P, lay.C, lay.Q, g, b, eps, stats, given)
     return _finish(buf, wrote_out, out, x.shape, x.dtype)
@@ -304,8 +312,8 @@ def _backward(dy, x, compute, lay, g, eps, stats, given, out):
         _check_out(out, x.shape, x.dtype, "x")
     if x.size == 0:
         return np.empty(x.shape, x.dtype) if out is None else out
-    xf = _flat(x, compute)
-    dyf = _flat(dy, compute)
+    xf = flat_view(x, compute)
+    dyf = flat_view(dy, compute)
     buf, wrote_out = _result_buffer(out, compute, xf, dyf)
     _run(
         lay.kernels["backward"], lay, dyf, xf, buf, lay.N, lay.P, lay.C, lay.Q, g, eps, stats, given
@@ -315,9 +323,9 @@ def _backward(dy, x, compute, lay, g, eps, stats, given, out):
 
 def _gradient_inputs(dy, x, axis):
     """Validated (dy, x, compute dtype, layout) of a backward."""
-    x, compute = _input("x", x)
-    dy, _ = _input("dy", dy)
-    lay = _layout(x, axis)
+    x, compute = float_input("x", x)
+    dy, _ = float_input("dy", dy)
+    lay = layout_of(x, axis)
     if dy.shape != x.shape:
         raise ValueError(f"dy must have the shape of x {x.shape}, got shape {dy.shape}")
     return dy, x, compute, lay
@@ -366,12 +374,12 @@ def instance_norm(x, gamma=None, beta=None, *, axis=1, eps=1e-5, out=None):
     keep their digits; a constant slice gives exactly ``beta``; NaN or Inf
     in a slice makes only that slice NaN.
     """
-    x, compute = _input("x", x)
-    lay = _layout(x, axis)
-    eps = _check_eps(eps)
-    g = _channel_param("gamma", gamma, lay.C, compute, 1.0)
-    b = _channel_param("beta", beta, lay.C, compute, 0.0)
-    return _forward(x, compute, lay, g, b, eps, _new_stats(lay), 0, out)
+    x, compute = float_input("x", x)
+    lay = layout_of(x, axis)
+    eps = check_eps(eps)
+    g = channel_param("gamma", gamma, lay.C, compute, 1.0)
+    b = channel_param("beta", beta, lay.C, compute, 0.0)
+    return _forward(x, compute, lay, g, b, eps, new_stats(lay), 0, out)
 
 
 def instance_norm_stats(x, *, axis=1, eps=1e-5):
@@ -393,15 +401,23 @@ def instance_norm_stats(x, *, axis=1, eps=1e-5):
         functions use; passing them to :func:`instance_norm_backward` skips
         recomputing them and gives the same result.
     """
-    x, compute = _input("x", x)
-    lay = _layout(x, axis)
-    eps = _check_eps(eps)
-    stats = _new_stats(lay)
+    x, compute = float_input("x", x)
+    lay = layout_of(x, axis)
+    eps = check_eps(eps)
+    stats = new_stats(lay)
     if x.size == 0:
         stats[:] = np.nan
     else:
         runtime.call_parallel(
-            lay.kernels["moments"], None, _flat(x, compute), lay.N, lay.P, lay.C, lay.Q, eps, stats
+            lay.kernels["moments"],
+            None,
+            flat_view(x, compute),
+            lay.N,
+            lay.P,
+            lay.C,
+            lay.Q,
+            eps,
+            stats,
         )
     return (
         stats[:, K.MEAN].reshape(lay.N, lay.C),
@@ -440,9 +456,9 @@ def instance_norm_backward(
         implicit gamma of ones.
     """
     dy, x, compute, lay = _gradient_inputs(dy, x, axis)
-    eps = _check_eps(eps)
-    g = _channel_param("gamma", gamma, lay.C, compute, 1.0)
-    stats = _new_stats(lay)
+    eps = check_eps(eps)
+    g = channel_param("gamma", gamma, lay.C, compute, 1.0)
+    stats = new_stats(lay)
     given = 0
     if mean is not None or invstd is not None:
         m, s = _check_stats(mean, invstd, lay.N, lay.C)
@@ -473,7 +489,7 @@ def _given_stats(lay: Layout, **columns) -> np.ndarray:
     """A stats array filled from (N, C) arrays named by column."""
     stats = np.zeros((lay.N * lay.C, K.STATS_COLUMNS))
     for name, value in columns.items():
-        arr = _as_array(name, value)
+        arr = as_array(name, value)
         if arr.shape != (lay.N, lay.C):
             raise ValueError(
                 f"{name} must have shape (N, C) = {(lay.N, lay.C)}, got shape {arr.shape}"
@@ -491,12 +507,20 @@ def partial_moments(x, *, axis=1):
         float64 arrays of shape (N, C), ready for Chan's merge.  An empty
         slice has count 0, mean 0 and M2 0.
     """
-    x, compute = _input("x", x)
-    lay = _layout(x, axis)
+    x, compute = float_input("x", x)
+    lay = layout_of(x, axis)
     stats = np.zeros((lay.N * lay.C, K.STATS_COLUMNS))
     if x.size:
         runtime.call_parallel(
-            lay.kernels["moments"], None, _flat(x, compute), lay.N, lay.P, lay.C, lay.Q, 1.0, stats
+            lay.kernels["moments"],
+            None,
+            flat_view(x, compute),
+            lay.N,
+            lay.P,
+            lay.C,
+            lay.Q,
+            1.0,
+            stats,
         )
     return tuple(_per_slice(lay, stats, col) for col in (K.COUNT, K.MEAN, K.M2))
 
@@ -513,8 +537,8 @@ def partial_grad_sums(dy, x, mean, *, axis=1):
         runtime.call_parallel(
             lay.kernels["grad_sums"],
             None,
-            _flat(dy, compute),
-            _flat(x, compute),
+            flat_view(dy, compute),
+            flat_view(x, compute),
             lay.N,
             lay.P,
             lay.C,
@@ -526,10 +550,10 @@ def partial_grad_sums(dy, x, mean, *, axis=1):
 
 def normalize_with_stats(x, mean, invstd, gamma=None, beta=None, *, axis=1, out=None):
     """The forward of :func:`instance_norm` with given (N, C) statistics."""
-    x, compute = _input("x", x)
-    lay = _layout(x, axis)
-    g = _channel_param("gamma", gamma, lay.C, compute, 1.0)
-    b = _channel_param("beta", beta, lay.C, compute, 0.0)
+    x, compute = float_input("x", x)
+    lay = layout_of(x, axis)
+    g = channel_param("gamma", gamma, lay.C, compute, 1.0)
+    b = channel_param("beta", beta, lay.C, compute, 0.0)
     stats = _given_stats(lay, mean=mean, invstd=invstd)
     return _forward(x, compute, lay, g, b, 0.0, stats, 3, out)
 
@@ -543,7 +567,7 @@ def backward_with_sums(
     chunk); all arguments but dy and x are (N, C) arrays.
     """
     dy, x, compute, lay = _gradient_inputs(dy, x, axis)
-    g = _channel_param("gamma", gamma, lay.C, compute, 1.0)
+    g = channel_param("gamma", gamma, lay.C, compute, 1.0)
     stats = _given_stats(
         lay, count=count, mean=mean, invstd=invstd, sum_dy=sum_dy, sum_dyxc=sum_dy_xc
     )

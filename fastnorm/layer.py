@@ -404,7 +404,7 @@ class InstanceNorm:
         elif not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, got {prefix!r}")
         self._axis = axis
-        self._epsilon = F._check_eps(epsilon)  # fail at construction, not first call
+        self._epsilon = F.check_eps(epsilon)  # fail at construction, not first call
         self._kwargs = {"eps": epsilon, "axis": axis, "center": center, "scale": scale}
         self.prefix = prefix
         self.gamma = Parameter(
@@ -588,8 +588,8 @@ class InstanceNorm:
 
     def _prepare(self, x):
         """x as an array, with gamma/beta ready for its channel count."""
-        x, _ = F._input("x", x)
-        channels = F._layout(x, self._axis).C
+        x, _ = F.float_input("x", x)
+        channels = F.layout_of(x, self._axis).C
         for p in (self.gamma, self.beta):
             known = p.shape[0]
             if known == 0:

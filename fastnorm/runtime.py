@@ -535,8 +535,8 @@ def warmup(
                         F.instance_norm_backward(arr, arr, axis=axis)
                 if stats and fork_children:
                     # what a forked child runs instead of the statistics kernel
-                    lay = F._layout(x, axis)
-                    xf = F._flat(x, F._compute_dtype("x", x.dtype))
+                    lay = F.layout_of(x, axis)
+                    xf = F.flat_view(x, F.compute_dtype("x", x.dtype))
                     moments = _serial_variant(lay.kernels["moments"])
-                    moments(xf, lay.N, lay.P, lay.C, lay.Q, 1e-5, F._new_stats(lay))
+                    moments(xf, lay.N, lay.P, lay.C, lay.Q, 1e-5, F.new_stats(lay))
     return time.perf_counter() - start

@@ -49,8 +49,8 @@ SHAPES_AXES = [pytest.param(shape, axis, id=name) for name, shape, axis, _, _ in
 
 
 def _path(shape, axis):
-    lay = functional._layout(np.empty(shape, np.float32), axis)
-    family = "columns" if lay.kernels is functional._COLUMNS else "rows"
+    lay = functional.layout_of(np.empty(shape, np.float32), axis)
+    family = lay.family
     if lay.size <= functional.SERIAL_MAX_ELEMENTS:
         return family, "serial"
     return family, "split" if lay.P * lay.Q > PART else "parallel"

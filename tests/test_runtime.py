@@ -113,9 +113,9 @@ def test_busy_parallel_section_waits_without_twin():
 
 def test_serial_variant_matches_parallel_kernel(rng):
     x = rng.standard_normal(PARALLEL_SHAPE).astype(np.float32)
-    lay = fastnorm.functional._layout(x, 1)
+    lay = fastnorm.functional.layout_of(x, 1)
     xf = x.reshape(-1)
-    a, b = fastnorm.functional._new_stats(lay), fastnorm.functional._new_stats(lay)
+    a, b = fastnorm.functional.new_stats(lay), fastnorm.functional.new_stats(lay)
     K.rows_moments(xf, lay.N, lay.P, lay.C, lay.Q, 1e-5, a)
     runtime._serial_variant(K.rows_moments)(xf, lay.N, lay.P, lay.C, lay.Q, 1e-5, b)
     np.testing.assert_array_equal(a, b)
