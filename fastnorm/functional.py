@@ -294,6 +294,12 @@ def _run(pair, lay: Layout, *args):
     return runtime.call_parallel(parallel, serial, *args)
 
 
+def _moments_into(stats, x, compute, lay, eps):
+    """Fill (count, mean, invstd, m2) of ``stats`` for every slice of x."""
+    xf = flat_view(x, compute)
+    runtime.call_parallel(lay.kernels["moments"], None, xf, lay.N, lay.P, lay.C, lay.Q, eps, stats)
+
+
 def _forward(x, compute, lay, g, b, eps, stats, given, out):
     """The forward once its arguments are valid: out handling and dispatch."""
     if out is not None:
@@ -408,17 +414,7 @@ def instance_norm_stats(x, *, axis=1, eps=1e-5):
     if x.size == 0:
         stats[:] = np.nan
     else:
-        runtime.call_parallel(
-            lay.kernels["moments"],
-            None,
-            flat_view(x, compute),
-            lay.N,
-            lay.P,
-            lay.C,
-            lay.Q,
-            eps,
-            stats,
-        )
+        _moments_into(stats, x, compute, lay, eps)
     return (
         stats[:, K.MEAN].reshape(lay.N, lay.C),
         stats[:, K.INVSTD].reshape(lay.N, lay.C),
@@ -511,17 +507,7 @@ def partial_moments(x, *, axis=1):
     lay = layout_of(x, axis)
     stats = np.zeros((lay.N * lay.C, K.STATS_COLUMNS))
     if x.size:
-        runtime.call_parallel(
-            lay.kernels["moments"],
-            None,
-            flat_view(x, compute),
-            lay.N,
-            lay.P,
-            lay.C,
-            lay.Q,
-            1.0,
-            stats,
-        )
+        _moments_into(stats, x, compute, lay, 1.0)
     return tuple(_per_slice(lay, stats, col) for col in (K.COUNT, K.MEAN, K.M2))
 
 
