@@ -46,14 +46,14 @@ _FLOAT16 = np.dtype(np.float16)
 _ROWS = {
     "forward": (K.rows_forward_serial, K.rows_forward),
     "backward": (K.rows_backward_serial, K.rows_backward),
-    "moments": K.rows_moments,
-    "grad_sums": K.rows_grad_sums,
+    "moments": (K.rows_moments_serial, K.rows_moments),
+    "grad_sums": (K.rows_grad_sums_serial, K.rows_grad_sums),
 }
 _COLUMNS = {
     "forward": (K.columns_forward_serial, K.columns_forward),
     "backward": (K.columns_backward_serial, K.columns_backward),
-    "moments": K.columns_moments,
-    "grad_sums": K.columns_grad_sums,
+    "moments": (K.columns_moments_serial, K.columns_moments),
+    "grad_sums": (K.columns_grad_sums_serial, K.columns_grad_sums),
 }
 
 
@@ -297,7 +297,7 @@ def _run(pair, lay: Layout, *args):
 def _moments_into(stats, x, compute, lay, eps):
     """Fill (count, mean, invstd, m2) of ``stats`` for every slice of x."""
     xf = flat_view(x, compute)
-    runtime.call_parallel(lay.kernels["moments"], None, xf, lay.N, lay.P, lay.C, lay.Q, eps, stats)
+    _run(lay.kernels["moments"], lay, xf, lay.N, lay.P, lay.C, lay.Q, eps, stats)
 
 
 def _forward(x, compute, lay, g, b, eps, stats, given, out):
@@ -520,17 +520,8 @@ def partial_grad_sums(dy, x, mean, *, axis=1):
     dy, x, compute, lay = _gradient_inputs(dy, x, axis)
     stats = _given_stats(lay, mean=mean)
     if x.size:
-        runtime.call_parallel(
-            lay.kernels["grad_sums"],
-            None,
-            flat_view(dy, compute),
-            flat_view(x, compute),
-            lay.N,
-            lay.P,
-            lay.C,
-            lay.Q,
-            stats,
-        )
+        dyf, xf = flat_view(dy, compute), flat_view(x, compute)
+        _run(lay.kernels["grad_sums"], lay, dyf, xf, lay.N, lay.P, lay.C, lay.Q, stats)
     return _per_slice(lay, stats, K.SUM_DY), _per_slice(lay, stats, K.SUM_DYXC)
 
 

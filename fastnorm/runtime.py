@@ -7,8 +7,8 @@ which makes the launch safe and efficient inside a multi-threaded service:
   process when two threads launch parallel kernels at once, and under
   ``omp`` concurrent launches each start a thread team and oversubscribe the
   cores.  A process-wide lock is taken without blocking; a caller that finds
-  it busy runs the single-threaded twin of the kernel (bit-identical
-  results), or waits when the kernel has no twin.
+  it busy runs the single-threaded twin of the kernel (compiled from the
+  same body: bit-identical results).
 * **Fork.**  A child forked from a process that has loaded GNU OpenMP dies
   on its first parallel region, so such a child runs serial kernels only.
 * **Thread count.**  :func:`set_num_threads` is process-wide (Numba's own
@@ -27,7 +27,6 @@ import importlib
 import os
 import tempfile
 import threading
-import types
 import warnings
 
 import numba
@@ -63,41 +62,8 @@ _serial_only = False
 _num_threads: int | None = None
 #: Per thread: the Numba thread count last applied by call_parallel.
 _tls = threading.local()
-#: Serial variants built from parallel kernels that have no twin.
-_derived: dict = {}
 #: True when no cache directory is writable (kernels compiled in every process).
 _no_cache = False
-
-
-def _serial_variant(parallel):
-    """A single-threaded compile of a parallel kernel that has no serial twin.
-
-    Needed only where no parallel region may run (a child forked after GNU
-    OpenMP was loaded, no threading layer).  Numba's cache key ignores the
-    ``parallel`` flag, so the copy gets its own name (hence its own cache
-    index file) instead of overwriting the parallel kernel's entries.
-    """
-    fn = _derived.get(parallel)
-    if fn is None:
-        with _init_lock:
-            fn = _derived.get(parallel)
-            if fn is None:
-                py = parallel.py_func
-                copy = types.FunctionType(
-                    py.__code__, py.__globals__, py.__name__, py.__defaults__, py.__closure__
-                )
-                copy.__qualname__ = f"{py.__qualname__}__serial"
-                copy.__module__ = py.__module__
-                options = {
-                    k: v
-                    for k, v in parallel.targetoptions.items()
-                    if k not in ("parallel", "nopython")
-                }
-                fn = numba.njit(copy, cache=not _no_cache, **options)
-                if not _no_cache:
-                    _guard_cache(fn._cache)
-                _derived[parallel] = fn
-    return fn
 
 
 def _initialize() -> None:
@@ -122,9 +88,9 @@ def call_parallel(parallel, serial, *args):
     ----------
     parallel : numba dispatcher
         The ``parallel=True`` kernel.
-    serial : numba dispatcher or None
-        A single-threaded kernel with the same arguments and bit-identical
-        results, or None when the operation has none.
+    serial : numba dispatcher
+        The kernel's single-threaded twin: same arguments, bit-identical
+        results.
     *args
         The kernel arguments.
 
@@ -138,15 +104,14 @@ def call_parallel(parallel, serial, *args):
     Only one thread runs a fastnorm parallel region at a time (Numba's
     ``workqueue`` layer aborts on concurrent launches; ``omp`` oversubscribes
     the cores).  While another fastnorm call is in progress a caller runs
-    ``serial`` instead, or waits for the parallel section when ``serial`` is
-    None.
+    ``serial`` instead.
     """
     if not _initialized:
         _initialize()
     if _serial_only:
-        return (serial or _serial_variant(parallel))(*args)
+        return serial(*args)
     n = _num_threads
-    if n == 1 and serial is not None:
+    if n == 1:
         return serial(*args)
     global _active
     with _count_lock:
@@ -155,12 +120,10 @@ def call_parallel(parallel, serial, *args):
     try:
         # Several callers at once: each runs single-threaded, which keeps the
         # cores busy without thread teams competing for them (measured best).
-        if crowded and serial is not None:
+        if crowded:
             return serial(*args)
         if not _lock.acquire(False):
-            if serial is not None:
-                return serial(*args)
-            _lock.acquire()
+            return serial(*args)
         try:
             # Numba's thread count is per thread: apply ours in this one.
             if n is not None and getattr(_tls, "applied", None) != n:
@@ -512,7 +475,6 @@ def warmup(
             axes.append(_LAYOUTS[layout])
     big = F.SERIAL_MAX_ELEMENTS * 2
     # Children forked after GNU OpenMP was loaded run serial kernels only.
-    fork_children = threading_layer() == "omp" and _openmp_vendor() == "GNU"
     for dtype in dtypes:
         dt = np.dtype(dtype)
         for axis in axes:
@@ -533,10 +495,4 @@ def warmup(
                         F.instance_norm_stats(arr, axis=axis)
                     if backward:
                         F.instance_norm_backward(arr, arr, axis=axis)
-                if stats and fork_children:
-                    # what a forked child runs instead of the statistics kernel
-                    lay = F.layout_of(x, axis)
-                    xf = F.flat_view(x, F.compute_dtype("x", x.dtype))
-                    moments = _serial_variant(lay.kernels["moments"])
-                    moments(xf, lay.N, lay.P, lay.C, lay.Q, 1e-5, F.new_stats(lay))
     return time.perf_counter() - start

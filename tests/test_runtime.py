@@ -99,26 +99,42 @@ def test_busy_parallel_section_runs_serial_twin():
     assert calls == ["s", "p"]
 
 
-def test_busy_parallel_section_waits_without_twin():
-    calls = []
-    runtime._lock.acquire()
-    t = threading.Thread(target=lambda: runtime.call_parallel(lambda: calls.append("p"), None))
-    t.start()
-    t.join(0.2)
-    assert calls == []  # waiting, not running concurrently
-    runtime._lock.release()
-    t.join(10)
-    assert calls == ["p"]
-
-
-def test_serial_variant_matches_parallel_kernel(rng):
-    x = rng.standard_normal(PARALLEL_SHAPE).astype(np.float32)
-    lay = fastnorm.functional.layout_of(x, 1)
-    xf = x.reshape(-1)
-    a, b = fastnorm.functional.new_stats(lay), fastnorm.functional.new_stats(lay)
-    K.rows_moments(xf, lay.N, lay.P, lay.C, lay.Q, 1e-5, a)
-    runtime._serial_variant(K.rows_moments)(xf, lay.N, lay.P, lay.C, lay.Q, 1e-5, b)
-    np.testing.assert_array_equal(a, b)
+@pytest.mark.parametrize(
+    "shape, axis",
+    [
+        ((2, 8, 64, 64), 1),  # rows family, one part per slice
+        ((1, 2, 300, 500), 1),  # rows family, slices split into parts
+        ((2, 96, 96, 32), -1),  # columns family, samples split into parts
+    ],
+)
+@pytest.mark.parametrize("op", ["forward", "backward", "moments", "grad_sums"])
+def test_serial_twin_matches_parallel_kernel(rng, shape, axis, op):
+    # A busy or forked caller runs the twin: it must give the very same bits.
+    F = fastnorm.functional
+    x = (3.0 + rng.standard_normal(shape)).astype(np.float32)
+    dy = rng.standard_normal(shape).astype(np.float32)
+    lay = F.layout_of(x, axis)
+    xf, dyf = F.flat_view(x, x.dtype), F.flat_view(dy, dy.dtype)
+    serial, parallel = lay.kernels[op]
+    gamma, beta = np.full(lay.C, 1.5), np.full(lay.C, 0.25)
+    results = []
+    for kernel in (serial, parallel):
+        stats = np.zeros((lay.N * lay.C, K.STATS_COLUMNS))
+        out = np.empty(x.size, np.float32)
+        dims = (lay.N, lay.P, lay.C, lay.Q)
+        if op == "forward":
+            kernel(xf, out, *dims, gamma, beta, 1e-5, stats, 0)
+        elif op == "backward":
+            kernel(dyf, xf, out, *dims, gamma, 1e-5, stats, 0)
+        elif op == "moments":
+            kernel(xf, *dims, 1e-5, stats)
+        else:
+            stats[:, K.MEAN] = 3.0
+            kernel(dyf, xf, *dims, stats)
+        results.append((stats, out if op in ("forward", "backward") else None))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    if results[0][1] is not None:
+        np.testing.assert_array_equal(results[0][1], results[1][1])
 
 
 def test_warmup_rejects_unknown_layout():

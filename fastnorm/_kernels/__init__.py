@@ -6,9 +6,10 @@ Two layout families cover every channel axis without a transposed copy:
   axis in the middle with long rows);
 * :mod:`.columns` -- channels (and short rows) innermost (NHWC, NDHWC).
 
-Each family has ``*_forward``/``*_backward`` (parallel), their ``*_serial``
-twins for small inputs, ``*_moments`` and ``*_grad_sums`` (used by the
-statistics function and the Dask integration).
+Each family has ``*_forward``, ``*_backward``, ``*_moments`` (statistics
+only) and ``*_grad_sums`` (used by the Dask integration), each a parallel
+kernel with a ``*_serial`` twin compiled from the same body: the same parts
+merged in the same order, so the same bits.
 """
 
 from .columns import (
@@ -17,7 +18,9 @@ from .columns import (
     columns_forward,
     columns_forward_serial,
     columns_grad_sums,
+    columns_grad_sums_serial,
     columns_moments,
+    columns_moments_serial,
 )
 from .rows import (
     COUNT,
@@ -32,7 +35,9 @@ from .rows import (
     rows_forward,
     rows_forward_serial,
     rows_grad_sums,
+    rows_grad_sums_serial,
     rows_moments,
+    rows_moments_serial,
 )
 
 __all__ = [
@@ -48,11 +53,15 @@ __all__ = [
     "columns_forward",
     "columns_forward_serial",
     "columns_grad_sums",
+    "columns_grad_sums_serial",
     "columns_moments",
+    "columns_moments_serial",
     "rows_backward",
     "rows_backward_serial",
     "rows_forward",
     "rows_forward_serial",
     "rows_grad_sums",
+    "rows_grad_sums_serial",
     "rows_moments",
+    "rows_moments_serial",
 ]

@@ -215,12 +215,6 @@ def _wave_moments(xf, n0, n1, P, C, Q, eps, stats):
         _merge_channel_moments(n0 + i, C, Q, count, mean, m2, eps, stats)
 
 
-@njit(parallel=True, **KERNEL_OPTIONS)
-def columns_moments(xf, N, P, C, Q, eps, stats):
-    """Fill (count, mean, invstd, m2) of ``stats``: parallel parts merged in order."""
-    _wave_moments(xf, 0, N, P, C, Q, eps, stats)
-
-
 @njit(inline="always", **KERNEL_OPTIONS)
 def _wave_size(P, K):
     """Samples per wave: statistics then output of a wave of about WAVE
@@ -330,8 +324,8 @@ def _backward_sample(n, dyf, xf, dxf, P, C, Q, gamma, eps, stats, given, coef):
     _range_backward(dyf, xf, dxf, base, K, 0, P, cols)
 
 
-@njit(parallel=True, **KERNEL_OPTIONS)
-def columns_forward(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given):
+@njit(inline="always", **KERNEL_OPTIONS)
+def _columns_forward_body(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given):
     """Forward for every sample, in parallel over samples or parts."""
     K = C * Q
     coef = np.empty((N * C, 3), dtype=yf.dtype)
@@ -366,20 +360,12 @@ def columns_forward(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given):
             )
 
 
-@njit(**KERNEL_OPTIONS)
-def columns_forward_serial(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given):
-    """Single-threaded twin of :func:`columns_forward` for small inputs."""
-    coef = np.empty((N * C, 3), dtype=yf.dtype)
-    for n in range(N):
-        _forward_sample(n, xf, yf, P, C, Q, gamma, beta, eps, stats, given, coef)
-
-
-@njit(parallel=True, **KERNEL_OPTIONS)
+@njit(inline="always", **KERNEL_OPTIONS)
 def _wave_grad_sums(dyf, xf, n0, n1, P, C, Q, stats, colmean, sdy, sdyxc):
     """Fill the sums of samples [n0, n1) from parallel parts added in order.
 
-    A kernel of its own: inlined into the backward's wave loop the same
-    loops ran at half speed.
+    Inlined: its ``prange`` runs in parallel inside the parallel kernel and
+    serially inside the serial twin.
     """
     K = C * Q
     _, part_rows, parts = columns_plan(P, K)
@@ -396,8 +382,8 @@ def _wave_grad_sums(dyf, xf, n0, n1, P, C, Q, stats, colmean, sdy, sdyxc):
         _merge_channel_sums(n0 + i, C, Q, sdy[rows], sdyxc[rows], stats)
 
 
-@njit(parallel=True, **KERNEL_OPTIONS)
-def columns_backward(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
+@njit(inline="always", **KERNEL_OPTIONS)
+def _columns_backward_body(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
     """dx and per-slice sums for every sample, in parallel."""
     K = C * Q
     coef = np.empty((N * C, 5), dtype=dxf.dtype)
@@ -425,16 +411,8 @@ def columns_backward(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
             _range_backward(dyf, xf, dxf, (n0 + i) * P * K, K, r0, min(P, r0 + part_rows), cols[i])
 
 
-@njit(**KERNEL_OPTIONS)
-def columns_backward_serial(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
-    """Single-threaded twin of :func:`columns_backward` for small inputs."""
-    coef = np.empty((N * C, 5), dtype=dxf.dtype)
-    for n in range(N):
-        _backward_sample(n, dyf, xf, dxf, P, C, Q, gamma, eps, stats, given, coef)
-
-
-@njit(parallel=True, **KERNEL_OPTIONS)
-def columns_grad_sums(dyf, xf, N, P, C, Q, stats):
+@njit(inline="always", **KERNEL_OPTIONS)
+def _columns_grad_sums_body(dyf, xf, N, P, C, Q, stats):
     """Fill columns (sum_dy, sum_dy_xc) of ``stats`` from its mean column."""
     K = C * Q
     for n in prange(N):
@@ -444,3 +422,60 @@ def columns_grad_sums(dyf, xf, N, P, C, Q, stats):
         sdyxc = np.empty((1, K))
         _range_grad_sums(dyf, xf, n * P * K, K, 0, P, colmean, sdy[0], sdyxc[0])
         _merge_channel_sums(n, C, Q, sdy, sdyxc, stats)
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _columns_moments_body(xf, N, P, C, Q, eps, stats):
+    _wave_moments(xf, 0, N, P, C, Q, eps, stats)
+
+
+@njit(parallel=True, **KERNEL_OPTIONS)
+def columns_moments(xf, N, P, C, Q, eps, stats):
+    """Fill (count, mean, invstd, m2) of ``stats``: parallel parts merged in order."""
+    _columns_moments_body(xf, N, P, C, Q, eps, stats)
+
+
+@njit(**KERNEL_OPTIONS)
+def columns_moments_serial(xf, N, P, C, Q, eps, stats):
+    """Single-threaded twin of :func:`columns_moments`: the same parts in the same
+    order, so the same bits (used for small inputs, busy or forked callers)."""
+    _columns_moments_body(xf, N, P, C, Q, eps, stats)
+
+
+@njit(parallel=True, **KERNEL_OPTIONS)
+def columns_forward(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given):
+    """Forward for every sample, in parallel over samples or parts."""
+    _columns_forward_body(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given)
+
+
+@njit(**KERNEL_OPTIONS)
+def columns_forward_serial(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given):
+    """Single-threaded twin of :func:`columns_forward`: the same parts in the same
+    order, so the same bits (used for small inputs, busy or forked callers)."""
+    _columns_forward_body(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given)
+
+
+@njit(parallel=True, **KERNEL_OPTIONS)
+def columns_backward(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
+    """dx and per-slice sums for every sample, in parallel."""
+    _columns_backward_body(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given)
+
+
+@njit(**KERNEL_OPTIONS)
+def columns_backward_serial(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
+    """Single-threaded twin of :func:`columns_backward`: the same parts in the same
+    order, so the same bits (used for small inputs, busy or forked callers)."""
+    _columns_backward_body(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given)
+
+
+@njit(parallel=True, **KERNEL_OPTIONS)
+def columns_grad_sums(dyf, xf, N, P, C, Q, stats):
+    """Fill (sum_dy, sum_dy_xc) of ``stats`` from its mean column, in parallel."""
+    _columns_grad_sums_body(dyf, xf, N, P, C, Q, stats)
+
+
+@njit(**KERNEL_OPTIONS)
+def columns_grad_sums_serial(dyf, xf, N, P, C, Q, stats):
+    """Single-threaded twin of :func:`columns_grad_sums`: the same parts in the same
+    order, so the same bits (used for small inputs, busy or forked callers)."""
+    _columns_grad_sums_body(dyf, xf, N, P, C, Q, stats)

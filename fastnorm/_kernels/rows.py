@@ -301,8 +301,8 @@ def _group_backward(dy2, x2, dx2, s0, s1, C, gamma, eps, stats, given, coef):
     group_backward(dy2[s0:s1], x2[s0:s1], dx2[s0:s1], coef[s0:s1])
 
 
-@njit(parallel=True, **KERNEL_OPTIONS)
-def rows_moments(xf, N, P, C, Q, eps, stats):
+@njit(inline="always", **KERNEL_OPTIONS)
+def _rows_moments_body(xf, N, P, C, Q, eps, stats):
     """Fill (count, mean, invstd, m2) of ``stats``: parallel parts merged in order."""
     S = stats.shape[0]
     if _short_slices(P, Q):
@@ -331,8 +331,8 @@ def rows_moments(xf, N, P, C, Q, eps, stats):
         _set_moments(stats, s, count, mean, m2, eps)
 
 
-@njit(parallel=True, **KERNEL_OPTIONS)
-def rows_forward(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given):
+@njit(inline="always", **KERNEL_OPTIONS)
+def _rows_forward_body(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given):
     """y = (x - mean) * invstd * gamma + beta for every slice, in parallel."""
     S = stats.shape[0]
     coef = np.empty((S, 3), dtype=yf.dtype)
@@ -351,7 +351,7 @@ def rows_forward(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given):
             _forward_slice(s, xf, yf, P, C, Q, per_row, gamma, beta, eps, stats, given, coef)
         return
     if given == 0:
-        rows_moments(xf, N, P, C, Q, eps, stats)
+        _rows_moments_body(xf, N, P, C, Q, eps, stats)
     for s in range(S):
         c = s % C
         forward_coefficients(stats[s, MEAN], stats[s, INVSTD], gamma[c], beta[c], coef, s)
@@ -361,24 +361,8 @@ def rows_forward(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given):
         _range_normalize(xf, yf, base, C * Q, Q, per_row, j0, j1, coef, s)
 
 
-@njit(**KERNEL_OPTIONS)
-def rows_forward_serial(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given):
-    """Single-threaded twin of :func:`rows_forward` for inputs of one part
-    per slice (a parallel launch costs more than a small input's work)."""
-    S = stats.shape[0]
-    coef = np.empty((S, 3), dtype=yf.dtype)
-    if _short_slices(P, Q):
-        _group_forward(
-            xf.reshape(S, Q), yf.reshape(S, Q), 0, S, C, gamma, beta, eps, stats, given, coef
-        )
-        return
-    per_row, _, _ = rows_plan(P, Q)
-    for s in range(S):
-        _forward_slice(s, xf, yf, P, C, Q, per_row, gamma, beta, eps, stats, given, coef)
-
-
-@njit(parallel=True, **KERNEL_OPTIONS)
-def rows_backward(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
+@njit(inline="always", **KERNEL_OPTIONS)
+def _rows_backward_body(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
     """dx for every slice and the per-slice sums, in parallel."""
     S = stats.shape[0]
     coef = np.empty((S, 5), dtype=dxf.dtype)
@@ -398,7 +382,7 @@ def rows_backward(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
             _backward_slice(s, dyf, xf, dxf, P, C, Q, per_row, gamma, eps, stats, given, coef)
         return
     if given == 0:
-        rows_moments(xf, N, P, C, Q, eps, stats)
+        _rows_moments_body(xf, N, P, C, Q, eps, stats)
     nblocks = P * per_row
     if given < 5:
         partial = np.empty((S * parts, 2))
@@ -422,33 +406,8 @@ def rows_backward(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
         _range_backward(dyf, xf, dxf, base, C * Q, Q, per_row, j0, j1, coef, s)
 
 
-@njit(**KERNEL_OPTIONS)
-def rows_backward_serial(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
-    """Single-threaded twin of :func:`rows_backward` for small inputs."""
-    S = stats.shape[0]
-    coef = np.empty((S, 5), dtype=dxf.dtype)
-    if _short_slices(P, Q):
-        _group_backward(
-            dyf.reshape(S, Q),
-            xf.reshape(S, Q),
-            dxf.reshape(S, Q),
-            0,
-            S,
-            C,
-            gamma,
-            eps,
-            stats,
-            given,
-            coef,
-        )
-        return
-    per_row, _, _ = rows_plan(P, Q)
-    for s in range(S):
-        _backward_slice(s, dyf, xf, dxf, P, C, Q, per_row, gamma, eps, stats, given, coef)
-
-
-@njit(parallel=True, **KERNEL_OPTIONS)
-def rows_grad_sums(dyf, xf, N, P, C, Q, stats):
+@njit(inline="always", **KERNEL_OPTIONS)
+def _rows_grad_sums_body(dyf, xf, N, P, C, Q, stats):
     """Fill columns (sum_dy, sum_dy_xc) of ``stats`` from its mean column."""
     S = stats.shape[0]
     if _short_slices(P, Q):
@@ -467,3 +426,55 @@ def rows_grad_sums(dyf, xf, N, P, C, Q, stats):
         )
         stats[s, SUM_DY] = a
         stats[s, SUM_DYXC] = b
+
+
+@njit(parallel=True, **KERNEL_OPTIONS)
+def rows_moments(xf, N, P, C, Q, eps, stats):
+    """Fill (count, mean, invstd, m2) of ``stats`` for every slice, in parallel."""
+    _rows_moments_body(xf, N, P, C, Q, eps, stats)
+
+
+@njit(**KERNEL_OPTIONS)
+def rows_moments_serial(xf, N, P, C, Q, eps, stats):
+    """Single-threaded twin of :func:`rows_moments`: the same parts in the same
+    order, so the same bits (used for small inputs, busy or forked callers)."""
+    _rows_moments_body(xf, N, P, C, Q, eps, stats)
+
+
+@njit(parallel=True, **KERNEL_OPTIONS)
+def rows_forward(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given):
+    """y = (x - mean) * invstd * gamma + beta for every slice, in parallel."""
+    _rows_forward_body(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given)
+
+
+@njit(**KERNEL_OPTIONS)
+def rows_forward_serial(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given):
+    """Single-threaded twin of :func:`rows_forward`: the same parts in the same
+    order, so the same bits (used for small inputs, busy or forked callers)."""
+    _rows_forward_body(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given)
+
+
+@njit(parallel=True, **KERNEL_OPTIONS)
+def rows_backward(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
+    """dx and the per-slice sums for every slice, in parallel."""
+    _rows_backward_body(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given)
+
+
+@njit(**KERNEL_OPTIONS)
+def rows_backward_serial(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
+    """Single-threaded twin of :func:`rows_backward`: the same parts in the same
+    order, so the same bits (used for small inputs, busy or forked callers)."""
+    _rows_backward_body(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given)
+
+
+@njit(parallel=True, **KERNEL_OPTIONS)
+def rows_grad_sums(dyf, xf, N, P, C, Q, stats):
+    """Fill (sum_dy, sum_dy_xc) of ``stats`` from its mean column, in parallel."""
+    _rows_grad_sums_body(dyf, xf, N, P, C, Q, stats)
+
+
+@njit(**KERNEL_OPTIONS)
+def rows_grad_sums_serial(dyf, xf, N, P, C, Q, stats):
+    """Single-threaded twin of :func:`rows_grad_sums`: the same parts in the same
+    order, so the same bits (used for small inputs, busy or forked callers)."""
+    _rows_grad_sums_body(dyf, xf, N, P, C, Q, stats)
