@@ -173,6 +173,8 @@ def channel_param(name: str, value, C: int, dtype: np.dtype, default: float) -> 
     """gamma/beta as float64 (C,), rounded through the compute dtype first."""
     if value is None:
         return _constant_vector(C, default)
+    if type(value) is np.ndarray and value.dtype is dtype and value.shape == (C,):
+        return value.astype(np.float64)  # the common case, checked cheaply
     arr = as_array(name, value)
     if arr.dtype.kind not in "fiu" or arr.dtype == np.bool_:
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
@@ -246,7 +248,7 @@ def flat_view(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
         flat = arr.reshape(-1)
     else:
         flat = np.ascontiguousarray(arr).reshape(-1)
-    flat.flags.writeable = False
+    flat.setflags(write=False)
     return flat
 
 
