@@ -429,6 +429,12 @@ def _columns_moments_body(xf, N, P, C, Q, eps, stats):
     _wave_moments(xf, 0, N, P, C, Q, eps, stats)
 
 
+# --------------------------------------------------------------------------
+# The kernels: each body above compiled twice, with prange running in
+# parallel and as a plain range.  They are spelled out as top-level functions
+# because kernels made by a factory never hit Numba's on-disk cache.
+
+
 @njit(parallel=True, **KERNEL_OPTIONS)
 def columns_moments(xf, N, P, C, Q, eps, stats):
     """Fill (count, mean, invstd, m2) of ``stats``: parallel parts merged in order."""

@@ -428,6 +428,12 @@ def _rows_grad_sums_body(dyf, xf, N, P, C, Q, stats):
         stats[s, SUM_DYXC] = b
 
 
+# --------------------------------------------------------------------------
+# The kernels: each body above compiled twice, with prange running in
+# parallel and as a plain range.  They are spelled out as top-level functions
+# because kernels made by a factory never hit Numba's on-disk cache.
+
+
 @njit(parallel=True, **KERNEL_OPTIONS)
 def rows_moments(xf, N, P, C, Q, eps, stats):
     """Fill (count, mean, invstd, m2) of ``stats`` for every slice, in parallel."""
