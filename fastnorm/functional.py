@@ -102,9 +102,17 @@ def as_array(name: str, value) -> np.ndarray:
 
 
 def compute_dtype(name: str, dtype: np.dtype) -> np.dtype:
-    """float32/float64 compute natively; float16 computes in float32."""
+    """float32/float64 compute natively; float16 computes in float32.
+
+    Non-native byte orders compute in the native dtype of the same kind (the
+    flat view converts them once).
+    """
     if dtype in _NATIVE:
         return dtype
+    if dtype.kind == "f" and not dtype.isnative:
+        dtype = dtype.newbyteorder("=")
+        if dtype in _NATIVE:
+            return dtype
     if dtype == _FLOAT16:
         return _NATIVE[0]
     raise TypeError(
