@@ -58,7 +58,11 @@ _COLUMNS = {
 
 
 class Layout(NamedTuple):
-    """Where the channel axis sits: x viewed as (N, P, C, Q)."""
+    """Where the channel axis sits: x viewed as (N, P, C, Q).
+
+    ``M`` is the number of rows the channels-last kernels fold into one
+    (1 for the row kernels); ``dims`` is what the kernels take.
+    """
 
     shape: tuple
     axis: int
@@ -66,6 +70,13 @@ class Layout(NamedTuple):
     P: int
     C: int
     Q: int
+    M: int = 1
+
+    @property
+    def dims(self) -> tuple:
+        if self.family == "columns":
+            return (self.N, self.P // self.M, self.C, self.Q, self.M)
+        return (self.N, self.P, self.C, self.Q)
 
     @property
     def family(self) -> str:
@@ -161,7 +172,28 @@ def _plan_layout(shape: tuple, axis) -> Layout:
         )
     P = math.prod(shape[1:a])
     Q = math.prod(shape[a + 1 :])
-    return Layout(shape, a, shape[0], P, shape[a], Q)
+    lay = Layout(shape, a, shape[0], P, shape[a], Q)
+    if lay.family == "columns":
+        lay = lay._replace(M=_rows_to_fold(P, lay.C * Q))
+    return lay
+
+
+#: Channels-last rows shorter than this many elements are folded together.
+MIN_COLUMNS = 128
+
+
+def _rows_to_fold(P: int, K: int) -> int:
+    """Smallest divisor m of P with m * K >= MIN_COLUMNS (1 if none is small).
+
+    Per-column loops over a handful of channels do not vectorize: NHWC with
+    C = 3 ran at 8x np.copyto before folding rows.
+    """
+    if K >= MIN_COLUMNS:
+        return 1
+    for m in range(-(-MIN_COLUMNS // K), 4 * MIN_COLUMNS // K + 1):
+        if P % m == 0:
+            return m
+    return 1
 
 
 def check_eps(eps) -> float:
@@ -307,7 +339,7 @@ def _run(pair, lay: Layout, *args):
 def _moments_into(stats, x, compute, lay, eps):
     """Fill (count, mean, invstd, m2) of ``stats`` for every slice of x."""
     xf = flat_view(x, compute)
-    _run(lay.kernels["moments"], lay, xf, lay.N, lay.P, lay.C, lay.Q, eps, stats)
+    _run(lay.kernels["moments"], lay, xf, *lay.dims, eps, stats)
 
 
 def _forward(x, compute, lay, g, b, eps, stats, given, out):
@@ -318,7 +350,7 @@ def _forward(x, compute, lay, g, b, eps, stats, given, out):
         return np.empty(x.shape, x.dtype) if out is None else out
     xf = flat_view(x, compute)
     buf, wrote_out = _result_buffer(out, compute, xf)
-    _run(lay.kernels["forward"], lay, xf, buf, lay.N, lay.P, lay.C, lay.Q, g, b, eps, stats, given)
+    _run(lay.kernels["forward"], lay, xf, buf, *lay.dims, g, b, eps, stats, given)
     return _finish(buf, wrote_out, out, x.shape, x.dtype)
 
 
@@ -331,9 +363,7 @@ def _backward(dy, x, compute, lay, g, eps, stats, given, out):
     xf = flat_view(x, compute)
     dyf = flat_view(dy, compute)
     buf, wrote_out = _result_buffer(out, compute, xf, dyf)
-    _run(
-        lay.kernels["backward"], lay, dyf, xf, buf, lay.N, lay.P, lay.C, lay.Q, g, eps, stats, given
-    )
+    _run(lay.kernels["backward"], lay, dyf, xf, buf, *lay.dims, g, eps, stats, given)
     return _finish(buf, wrote_out, out, x.shape, x.dtype)
 
 
@@ -531,7 +561,7 @@ def partial_grad_sums(dy, x, mean, *, axis=1):
     stats = _given_stats(lay, mean=mean)
     if x.size:
         dyf, xf = flat_view(dy, compute), flat_view(x, compute)
-        _run(lay.kernels["grad_sums"], lay, dyf, xf, lay.N, lay.P, lay.C, lay.Q, stats)
+        _run(lay.kernels["grad_sums"], lay, dyf, xf, *lay.dims, stats)
     return _per_slice(lay, stats, K.SUM_DY), _per_slice(lay, stats, K.SUM_DYXC)
 
 

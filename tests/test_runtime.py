@@ -105,6 +105,7 @@ def test_busy_parallel_section_runs_serial_twin():
         ((2, 8, 64, 64), 1),  # rows family, one part per slice
         ((1, 2, 300, 500), 1),  # rows family, slices split into parts
         ((2, 96, 96, 32), -1),  # columns family, samples split into parts
+        ((2, 256, 256, 3), -1),  # columns family, rows folded, split into parts
     ],
 )
 @pytest.mark.parametrize("op", ["forward", "backward", "moments", "grad_sums"])
@@ -121,7 +122,7 @@ def test_serial_twin_matches_parallel_kernel(rng, shape, axis, op):
     for kernel in (serial, parallel):
         stats = np.zeros((lay.N * lay.C, K.STATS_COLUMNS))
         out = np.empty(x.size, np.float32)
-        dims = (lay.N, lay.P, lay.C, lay.Q)
+        dims = lay.dims
         if op == "forward":
             kernel(xf, out, *dims, gamma, beta, 1e-5, stats, 0)
         elif op == "backward":

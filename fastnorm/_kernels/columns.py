@@ -1,13 +1,15 @@
 """Kernels for channels-last layouts (Numba only).
 
-The canonical view is the flat C-ordered array of shape (N, P, K) with
-K = C * Q columns: column ``k`` of sample ``n`` belongs to channel
-``k // Q``.  NHWC is Q = 1.  Every column of a sample has the same count, so
-statistics are kept per column and updated a row at a time, which
-vectorizes across columns; the Q columns of a channel are merged at the end.
-Rows are grouped into blocks of about ``BLOCK`` elements (blocked Welford,
-as in the row kernels) and blocks into parts of about ``PART`` elements that
-run in parallel and merge in a fixed order.
+The canonical view is the flat C-ordered array of shape (N, P, K): each of
+the P rows of a sample holds K = M * C * Q columns, and column ``k`` belongs
+to channel ``(k // Q) % C``.  NHWC is Q = 1.  M > 1 folds M consecutive
+original rows into one (an RGB image, C = 3, has rows too short to
+vectorize; as 64 rows of 3 it has 192 columns).  Every column of a sample
+has the same count, so statistics are kept per column and updated a row at a
+time, which vectorizes across columns; the M * Q columns of a channel are
+merged at the end.  Rows are grouped into blocks of about ``BLOCK`` elements
+(blocked Welford, as in the row kernels) and blocks into parts of about
+``PART`` elements that run in parallel and merge in a fixed order.
 
 ``stats`` has shape (N * C, 6) with columns
 ``(count, mean, invstd, sum_dy, sum_dy_xc, m2)``; ``given`` says how many leading
@@ -154,14 +156,15 @@ def _range_backward(dyf, xf, dxf, base, K, r0, r1, cols):
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _merge_channel_moments(n, C, Q, counts, means, m2s, eps, stats):
+def _merge_channel_moments(n, C, Q, M, counts, means, m2s, eps, stats):
     """Merge the Q columns of each channel of sample n (parts already merged)."""
     for c in range(C):
         count = 0.0
         mean = 0.0
         m2 = 0.0
-        for k in range(c * Q, (c + 1) * Q):
-            count, mean, m2 = chan_merge(count, mean, m2, counts, means[k], m2s[k])
+        for ph in range(M):
+            for k in range((ph * C + c) * Q, (ph * C + c + 1) * Q):
+                count, mean, m2 = chan_merge(count, mean, m2, counts, means[k], m2s[k])
         s = n * C + c
         stats[s, COUNT] = count
         stats[s, MEAN] = mean
@@ -170,13 +173,13 @@ def _merge_channel_moments(n, C, Q, counts, means, m2s, eps, stats):
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _wave_moments(xf, n0, n1, P, C, Q, eps, stats):
+def _wave_moments(xf, n0, n1, P, C, Q, M, eps, stats):
     """Statistics of samples [n0, n1): parallel parts merged in order.
 
     Inlined, so its ``prange`` loops run in parallel inside parallel kernels
     and serially inside serial ones.
     """
-    K = C * Q
+    K = M * C * Q
     block_rows, part_rows, parts = columns_plan(P, K)
     T = (n1 - n0) * parts
     counts = np.empty(T)
@@ -212,7 +215,7 @@ def _wave_moments(xf, n0, n1, P, C, Q, eps, stats):
                 mean[k] += d * f
                 m2[k] += m2s[t, k] + d * d * w
             count = total
-        _merge_channel_moments(n0 + i, C, Q, count, mean, m2, eps, stats)
+        _merge_channel_moments(n0 + i, C, Q, M, count, mean, m2, eps, stats)
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -223,19 +226,20 @@ def _wave_size(P, K):
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _expand_forward(n, C, Q, gamma, beta, stats, coef, mean_hi, scale, shift):
+def _expand_forward(n, C, Q, M, gamma, beta, stats, coef, mean_hi, scale, shift):
     """Per-column (mean_hi, scale, shift) of sample n in the data dtype."""
     for c in range(C):
         s = n * C + c
         forward_coefficients(stats[s, MEAN], stats[s, INVSTD], gamma[c], beta[c], coef, s)
-        for k in range(c * Q, (c + 1) * Q):
-            mean_hi[k] = coef[s, 0]
-            scale[k] = coef[s, 1]
-            shift[k] = coef[s, 2]
+        for ph in range(M):
+            for k in range((ph * C + c) * Q, (ph * C + c + 1) * Q):
+                mean_hi[k] = coef[s, 0]
+                scale[k] = coef[s, 1]
+                shift[k] = coef[s, 2]
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _expand_backward(n, C, Q, gamma, stats, coef, cols):
+def _expand_backward(n, C, Q, M, gamma, stats, coef, cols):
     """Per-column backward coefficients (5, K) of sample n in the data dtype."""
     for c in range(C):
         s = n * C + c
@@ -249,100 +253,103 @@ def _expand_backward(n, C, Q, gamma, stats, coef, cols):
             coef,
             s,
         )
-        for k in range(c * Q, (c + 1) * Q):
-            for j in range(5):
-                cols[j, k] = coef[s, j]
+        for ph in range(M):
+            for k in range((ph * C + c) * Q, (ph * C + c + 1) * Q):
+                for j in range(5):
+                    cols[j, k] = coef[s, j]
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _column_means(n, C, Q, stats, colmean):
+def _column_means(n, C, Q, M, stats, colmean):
     # Explicit loops, here and below: inside a parallel kernel an array
     # expression outside prange becomes a parallel region of its own, and
     # dozens of tiny region launches per call cost milliseconds.
     for c in range(C):
-        for k in range(c * Q, (c + 1) * Q):
-            colmean[k] = stats[n * C + c, MEAN]
+        for ph in range(M):
+            for k in range((ph * C + c) * Q, (ph * C + c + 1) * Q):
+                colmean[k] = stats[n * C + c, MEAN]
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _merge_channel_sums(n, C, Q, sdy, sdyxc, stats):
+def _merge_channel_sums(n, C, Q, M, sdy, sdyxc, stats):
     """Per-channel sums of sample n from per-part column sums (parts, K)."""
     for c in range(C):
         a = 0.0
         b = 0.0
-        for k in range(c * Q, (c + 1) * Q):
-            col_dy = sdy[0, k]
-            col_dyxc = sdyxc[0, k]
-            for t in range(1, sdy.shape[0]):
-                col_dy += sdy[t, k]
-                col_dyxc += sdyxc[t, k]
-            a += col_dy
-            b += col_dyxc
+        for ph in range(M):
+            for k in range((ph * C + c) * Q, (ph * C + c + 1) * Q):
+                col_dy = sdy[0, k]
+                col_dyxc = sdyxc[0, k]
+                for t in range(1, sdy.shape[0]):
+                    col_dy += sdy[t, k]
+                    col_dyxc += sdyxc[t, k]
+                a += col_dy
+                b += col_dyxc
         s = n * C + c
         stats[s, SUM_DY] = a
         stats[s, SUM_DYXC] = b
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _forward_sample(n, xf, yf, P, C, Q, gamma, beta, eps, stats, given, coef):
+def _forward_sample(n, xf, yf, P, C, Q, M, gamma, beta, eps, stats, given, coef):
     """Statistics (unless given) and output of a single-part sample."""
-    K = C * Q
+    K = M * C * Q
     block_rows, _, _ = columns_plan(P, K)
     base = n * P * K
     if given == 0:
         mean = np.empty(K)
         m2 = np.empty(K)
         count = _range_moments(xf, base, K, 0, P, block_rows, mean, m2, np.empty(K), np.empty(K))
-        _merge_channel_moments(n, C, Q, count, mean, m2, eps, stats)
+        _merge_channel_moments(n, C, Q, M, count, mean, m2, eps, stats)
     mean_hi = np.empty(K, dtype=yf.dtype)
     scale = np.empty(K, dtype=yf.dtype)
     shift = np.empty(K, dtype=yf.dtype)
-    _expand_forward(n, C, Q, gamma, beta, stats, coef, mean_hi, scale, shift)
+    _expand_forward(n, C, Q, M, gamma, beta, stats, coef, mean_hi, scale, shift)
     _range_normalize(xf, yf, base, K, 0, P, mean_hi, scale, shift)
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _backward_sample(n, dyf, xf, dxf, P, C, Q, gamma, eps, stats, given, coef):
+def _backward_sample(n, dyf, xf, dxf, P, C, Q, M, gamma, eps, stats, given, coef):
     """Statistics and sums (unless given) and dx of a single-part sample."""
-    K = C * Q
+    K = M * C * Q
     block_rows, _, _ = columns_plan(P, K)
     base = n * P * K
     if given == 0:
         mean = np.empty(K)
         m2 = np.empty(K)
         count = _range_moments(xf, base, K, 0, P, block_rows, mean, m2, np.empty(K), np.empty(K))
-        _merge_channel_moments(n, C, Q, count, mean, m2, eps, stats)
+        _merge_channel_moments(n, C, Q, M, count, mean, m2, eps, stats)
     if given < 5:
         colmean = np.empty(K)
-        _column_means(n, C, Q, stats, colmean)
+        _column_means(n, C, Q, M, stats, colmean)
         sdy = np.empty((1, K))
         sdyxc = np.empty((1, K))
         _range_grad_sums(dyf, xf, base, K, 0, P, colmean, sdy[0], sdyxc[0])
-        _merge_channel_sums(n, C, Q, sdy, sdyxc, stats)
+        _merge_channel_sums(n, C, Q, M, sdy, sdyxc, stats)
     cols = np.empty((5, K), dtype=dxf.dtype)
-    _expand_backward(n, C, Q, gamma, stats, coef, cols)
+    _expand_backward(n, C, Q, M, gamma, stats, coef, cols)
     _range_backward(dyf, xf, dxf, base, K, 0, P, cols)
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _columns_forward_body(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given):
+def _columns_forward_body(xf, yf, N, P, C, Q, M, gamma, beta, eps, stats, given):
     """Forward for every sample, in parallel over samples or parts."""
-    K = C * Q
+    K = M * C * Q
     coef = np.empty((N * C, 3), dtype=yf.dtype)
     _, part_rows, parts = columns_plan(P, K)
     if parts == 1:
         for n in prange(N):
-            _forward_sample(n, xf, yf, P, C, Q, gamma, beta, eps, stats, given, coef)
+            _forward_sample(n, xf, yf, P, C, Q, M, gamma, beta, eps, stats, given, coef)
         return
     wave = _wave_size(P, K)
     cols = np.empty((wave, 3, K), dtype=yf.dtype)
     for n0 in range(0, N, wave):
         n1 = min(N, n0 + wave)
         if given == 0:
-            _wave_moments(xf, n0, n1, P, C, Q, eps, stats)
+            _wave_moments(xf, n0, n1, P, C, Q, M, eps, stats)
         for i in range(n1 - n0):
             _expand_forward(
-                n0 + i, C, Q, gamma, beta, stats, coef, cols[i, 0], cols[i, 1], cols[i, 2]
+                n0 + i, C, Q, M, gamma, beta, stats, coef, cols[i, 0], cols[i, 1], cols[i, 2]
             )
         for t in prange((n1 - n0) * parts):
             i = t // parts
@@ -361,16 +368,16 @@ def _columns_forward_body(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given):
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _wave_grad_sums(dyf, xf, n0, n1, P, C, Q, stats, colmean, sdy, sdyxc):
+def _wave_grad_sums(dyf, xf, n0, n1, P, C, Q, M, stats, colmean, sdy, sdyxc):
     """Fill the sums of samples [n0, n1) from parallel parts added in order.
 
     Inlined: its ``prange`` runs in parallel inside the parallel kernel and
     serially inside the serial twin.
     """
-    K = C * Q
+    K = M * C * Q
     _, part_rows, parts = columns_plan(P, K)
     for i in range(n1 - n0):
-        _column_means(n0 + i, C, Q, stats, colmean[i])
+        _column_means(n0 + i, C, Q, M, stats, colmean[i])
     for t in prange((n1 - n0) * parts):
         i = t // parts
         r0 = (t - i * parts) * part_rows
@@ -379,18 +386,18 @@ def _wave_grad_sums(dyf, xf, n0, n1, P, C, Q, stats, colmean, sdy, sdyxc):
         )
     for i in range(n1 - n0):
         rows = slice(i * parts, (i + 1) * parts)
-        _merge_channel_sums(n0 + i, C, Q, sdy[rows], sdyxc[rows], stats)
+        _merge_channel_sums(n0 + i, C, Q, M, sdy[rows], sdyxc[rows], stats)
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _columns_backward_body(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
+def _columns_backward_body(dyf, xf, dxf, N, P, C, Q, M, gamma, eps, stats, given):
     """dx and per-slice sums for every sample, in parallel."""
-    K = C * Q
+    K = M * C * Q
     coef = np.empty((N * C, 5), dtype=dxf.dtype)
     _, part_rows, parts = columns_plan(P, K)
     if parts == 1:
         for n in prange(N):
-            _backward_sample(n, dyf, xf, dxf, P, C, Q, gamma, eps, stats, given, coef)
+            _backward_sample(n, dyf, xf, dxf, P, C, Q, M, gamma, eps, stats, given, coef)
         return
     wave = _wave_size(P, K)
     cols = np.empty((wave, 5, K), dtype=dxf.dtype)
@@ -400,11 +407,11 @@ def _columns_backward_body(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
     for n0 in range(0, N, wave):
         n1 = min(N, n0 + wave)
         if given == 0:
-            _wave_moments(xf, n0, n1, P, C, Q, eps, stats)
+            _wave_moments(xf, n0, n1, P, C, Q, M, eps, stats)
         if given < 5:
-            _wave_grad_sums(dyf, xf, n0, n1, P, C, Q, stats, colmean, sdy, sdyxc)
+            _wave_grad_sums(dyf, xf, n0, n1, P, C, Q, M, stats, colmean, sdy, sdyxc)
         for i in range(n1 - n0):
-            _expand_backward(n0 + i, C, Q, gamma, stats, coef, cols[i])
+            _expand_backward(n0 + i, C, Q, M, gamma, stats, coef, cols[i])
         for t in prange((n1 - n0) * parts):
             i = t // parts
             r0 = (t - i * parts) * part_rows
@@ -412,21 +419,21 @@ def _columns_backward_body(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _columns_grad_sums_body(dyf, xf, N, P, C, Q, stats):
+def _columns_grad_sums_body(dyf, xf, N, P, C, Q, M, stats):
     """Fill columns (sum_dy, sum_dy_xc) of ``stats`` from its mean column."""
-    K = C * Q
+    K = M * C * Q
     for n in prange(N):
         colmean = np.empty(K)
-        _column_means(n, C, Q, stats, colmean)
+        _column_means(n, C, Q, M, stats, colmean)
         sdy = np.empty((1, K))
         sdyxc = np.empty((1, K))
         _range_grad_sums(dyf, xf, n * P * K, K, 0, P, colmean, sdy[0], sdyxc[0])
-        _merge_channel_sums(n, C, Q, sdy, sdyxc, stats)
+        _merge_channel_sums(n, C, Q, M, sdy, sdyxc, stats)
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _columns_moments_body(xf, N, P, C, Q, eps, stats):
-    _wave_moments(xf, 0, N, P, C, Q, eps, stats)
+def _columns_moments_body(xf, N, P, C, Q, M, eps, stats):
+    _wave_moments(xf, 0, N, P, C, Q, M, eps, stats)
 
 
 # --------------------------------------------------------------------------
@@ -436,52 +443,52 @@ def _columns_moments_body(xf, N, P, C, Q, eps, stats):
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
-def columns_moments(xf, N, P, C, Q, eps, stats):
+def columns_moments(xf, N, P, C, Q, M, eps, stats):
     """Fill (count, mean, invstd, m2) of ``stats``: parallel parts merged in order."""
-    _columns_moments_body(xf, N, P, C, Q, eps, stats)
+    _columns_moments_body(xf, N, P, C, Q, M, eps, stats)
 
 
 @njit(**KERNEL_OPTIONS)
-def columns_moments_serial(xf, N, P, C, Q, eps, stats):
+def columns_moments_serial(xf, N, P, C, Q, M, eps, stats):
     """Single-threaded twin of :func:`columns_moments`: the same parts in the same
     order, so the same bits (used for small inputs, busy or forked callers)."""
-    _columns_moments_body(xf, N, P, C, Q, eps, stats)
+    _columns_moments_body(xf, N, P, C, Q, M, eps, stats)
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
-def columns_forward(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given):
+def columns_forward(xf, yf, N, P, C, Q, M, gamma, beta, eps, stats, given):
     """Forward for every sample, in parallel over samples or parts."""
-    _columns_forward_body(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given)
+    _columns_forward_body(xf, yf, N, P, C, Q, M, gamma, beta, eps, stats, given)
 
 
 @njit(**KERNEL_OPTIONS)
-def columns_forward_serial(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given):
+def columns_forward_serial(xf, yf, N, P, C, Q, M, gamma, beta, eps, stats, given):
     """Single-threaded twin of :func:`columns_forward`: the same parts in the same
     order, so the same bits (used for small inputs, busy or forked callers)."""
-    _columns_forward_body(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given)
+    _columns_forward_body(xf, yf, N, P, C, Q, M, gamma, beta, eps, stats, given)
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
-def columns_backward(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
+def columns_backward(dyf, xf, dxf, N, P, C, Q, M, gamma, eps, stats, given):
     """dx and per-slice sums for every sample, in parallel."""
-    _columns_backward_body(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given)
+    _columns_backward_body(dyf, xf, dxf, N, P, C, Q, M, gamma, eps, stats, given)
 
 
 @njit(**KERNEL_OPTIONS)
-def columns_backward_serial(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
+def columns_backward_serial(dyf, xf, dxf, N, P, C, Q, M, gamma, eps, stats, given):
     """Single-threaded twin of :func:`columns_backward`: the same parts in the same
     order, so the same bits (used for small inputs, busy or forked callers)."""
-    _columns_backward_body(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given)
+    _columns_backward_body(dyf, xf, dxf, N, P, C, Q, M, gamma, eps, stats, given)
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
-def columns_grad_sums(dyf, xf, N, P, C, Q, stats):
+def columns_grad_sums(dyf, xf, N, P, C, Q, M, stats):
     """Fill (sum_dy, sum_dy_xc) of ``stats`` from its mean column, in parallel."""
-    _columns_grad_sums_body(dyf, xf, N, P, C, Q, stats)
+    _columns_grad_sums_body(dyf, xf, N, P, C, Q, M, stats)
 
 
 @njit(**KERNEL_OPTIONS)
-def columns_grad_sums_serial(dyf, xf, N, P, C, Q, stats):
+def columns_grad_sums_serial(dyf, xf, N, P, C, Q, M, stats):
     """Single-threaded twin of :func:`columns_grad_sums`: the same parts in the same
     order, so the same bits (used for small inputs, busy or forked callers)."""
-    _columns_grad_sums_body(dyf, xf, N, P, C, Q, stats)
+    _columns_grad_sums_body(dyf, xf, N, P, C, Q, M, stats)
