@@ -268,6 +268,7 @@ def _check_stats(mean, invstd, N: int, C: int):
 
 
 def float_input(name: str, value):
+    """(array, compute dtype) of a float input, or a TypeError naming it."""
     arr = as_array(name, value)
     return arr, compute_dtype(name, arr.dtype)
 
@@ -326,10 +327,12 @@ def _finish(buf: np.ndarray, wrote_out: bool, out, shape: tuple, dtype: np.dtype
 
 
 def new_stats(lay: Layout) -> np.ndarray:
+    """An uninitialized per-slice ``stats`` array for the kernels."""
     return np.empty((lay.N * lay.C, K.STATS_COLUMNS))
 
 
 def _run(pair, lay: Layout, *args):
+    """Run a (serial, parallel) kernel pair: serial for small inputs."""
     serial, parallel = pair
     if lay.size <= SERIAL_MAX_ELEMENTS:
         return serial(*args)
