@@ -346,7 +346,12 @@ def _moments_into(stats, x, compute, lay, eps):
 
 
 def _forward(x, compute, lay, g, b, eps, stats, given, out):
-    """The forward once its arguments are valid: out handling and dispatch."""
+    """The forward once its arguments are valid: out handling and dispatch.
+
+    Spelled out apart from :func:`_backward` on purpose: a shared generic
+    version (tuples of inputs, ``*args`` packing) cost 0.6-1 us per call, 10%
+    of a small input's whole call.
+    """
     if out is not None:
         _check_out(out, x.shape, x.dtype, "x")
     if x.size == 0:
