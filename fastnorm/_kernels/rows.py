@@ -22,10 +22,8 @@ from numba import njit, prange
 
 from .common import (
     BLOCK,
-    ELEMENTWISE_FLAGS,
     KERNEL_OPTIONS,
     PART,
-    REDUCE_FLAGS,
     backward_coefficients,
     backward_span,
     block_grad_sums,
@@ -191,11 +189,11 @@ def _backward_coefficients_of(stats, s, gamma_c, coef):
 
 
 # --------------------------------------------------------------------------
-# Short slices: P == 1 and Q <= BLOCK, so every slice is one block.  Slices
-# are handled in groups of about PART elements viewed as a (slices, Q)
-# matrix: one call per group instead of several per slice (a fixed cost of
-# ~90 cycles per slice dominated 64-element slices), and 2-D indexing from
-# ranges lets Numba drop negative-index fix-ups.
+# Short slices: P == 1 and Q <= BLOCK, so every slice is one block and one
+# row of the (slices, Q) matrix.  Slices are handled in groups of about PART
+# elements, one task per group, each slice from statistics to output while
+# its row sits in L1 (the second sweep never leaves the core).  2-D indexing
+# from ranges lets Numba drop negative-index fix-ups.
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -208,97 +206,56 @@ def _group_size(Q):
     return max(1, PART // Q)
 
 
-@njit(fastmath=REDUCE_FLAGS, **KERNEL_OPTIONS)
-def group_moments(x2, stats):
-    """Mean and M2 of each row of x2 into ``stats`` (one row per slice)."""
-    Q = x2.shape[1]
-    for k in range(x2.shape[0]):
-        x0 = np.float64(x2[k, 0])  # shifted sums, as in block_moments
-        s = 0.0
-        for i in range(Q):
-            s += x2[k, i] - x0
-        mean = x0 + s / Q
-        m2 = 0.0
-        for i in range(Q):
-            d = x2[k, i] - mean
-            m2 += d * d
-        stats[k, MEAN] = mean
-        stats[k, M2] = m2
-
-
-@njit(fastmath=REDUCE_FLAGS, **KERNEL_OPTIONS)
-def group_grad_sums(dy2, x2, stats):
-    """sum(dy) and sum(dy * (x - mean)) of each row, mean from ``stats``."""
-    Q = x2.shape[1]
-    for k in range(x2.shape[0]):
-        mean = stats[k, MEAN]
-        a = 0.0
-        b = 0.0
-        for i in range(Q):
-            g = dy2[k, i]
-            a += g
-            b += g * (x2[k, i] - mean)
-        stats[k, SUM_DY] = a
-        stats[k, SUM_DYXC] = b
-
-
-@njit(fastmath=ELEMENTWISE_FLAGS, **KERNEL_OPTIONS)
-def group_normalize(x2, y2, coef):
-    for k in range(x2.shape[0]):
-        mean_hi = coef[k, 0]
-        scale = coef[k, 1]
-        shift = coef[k, 2]
-        for i in range(x2.shape[1]):
-            y2[k, i] = (x2[k, i] - mean_hi) * scale + shift
-
-
-@njit(fastmath=ELEMENTWISE_FLAGS, **KERNEL_OPTIONS)
-def group_backward(dy2, x2, dx2, coef):
-    for k in range(x2.shape[0]):
-        mean_hi = coef[k, 0]
-        a = coef[k, 1]
-        kk = coef[k, 2]
-        mdy_hi = coef[k, 3]
-        c = coef[k, 4]
-        for i in range(x2.shape[1]):
-            dx2[k, i] = a * ((dy2[k, i] - mdy_hi) + ((x2[k, i] - mean_hi) * kk + c))
-
-
 @njit(inline="always", **KERNEL_OPTIONS)
-def _group_stats(x2, s0, s1, Q, eps, stats):
-    group = stats[s0:s1]
-    group_moments(x2[s0:s1], group)
-    for k in range(s1 - s0):
-        group[k, COUNT] = Q
-        group[k, INVSTD] = inverse_std(float(Q), group[k, M2], eps)
+def _row_moments(x2, s, eps, stats):
+    mean, m2 = block_moments(x2[s])
+    _set_moments(stats, s, float(x2.shape[1]), mean, m2, eps)
+
+
+@njit(**KERNEL_OPTIONS)
+def _group_moments(x2, s0, s1, eps, stats):
+    for s in range(s0, s1):
+        _row_moments(x2, s, eps, stats)
+
+
+@njit(**KERNEL_OPTIONS)
+def _group_grad_sums(dy2, x2, s0, s1, stats):
+    for s in range(s0, s1):
+        a, b = block_grad_sums(dy2[s], x2[s], stats[s, MEAN])
+        stats[s, SUM_DY] = a
+        stats[s, SUM_DYXC] = b
 
 
 @njit(**KERNEL_OPTIONS)
 def _group_forward(x2, y2, s0, s1, C, gamma, beta, eps, stats, given, coef):
-    if given == 0:
-        _group_stats(x2, s0, s1, x2.shape[1], eps, stats)
     c = s0 % C
     for s in range(s0, s1):
+        if given == 0:
+            _row_moments(x2, s, eps, stats)
         forward_coefficients(stats[s, MEAN], stats[s, INVSTD], gamma[c], beta[c], coef, s)
+        normalize_span(x2[s], y2[s], coef[s, 0], coef[s, 1], coef[s, 2])
         c += 1
         if c == C:
             c = 0
-    group_normalize(x2[s0:s1], y2[s0:s1], coef[s0:s1])
 
 
 @njit(**KERNEL_OPTIONS)
 def _group_backward(dy2, x2, dx2, s0, s1, C, gamma, eps, stats, given, coef):
-    if given == 0:
-        _group_stats(x2, s0, s1, x2.shape[1], eps, stats)
-    if given < 5:
-        group_grad_sums(dy2[s0:s1], x2[s0:s1], stats[s0:s1])
     c = s0 % C
     for s in range(s0, s1):
+        if given == 0:
+            _row_moments(x2, s, eps, stats)
+        if given < 5:
+            a, b = block_grad_sums(dy2[s], x2[s], stats[s, MEAN])
+            stats[s, SUM_DY] = a
+            stats[s, SUM_DYXC] = b
         _backward_coefficients_of(stats, s, gamma[c], coef)
+        backward_span(
+            dy2[s], x2[s], dx2[s], coef[s, 0], coef[s, 1], coef[s, 2], coef[s, 3], coef[s, 4]
+        )
         c += 1
         if c == C:
             c = 0
-    group_backward(dy2[s0:s1], x2[s0:s1], dx2[s0:s1], coef[s0:s1])
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -309,7 +266,7 @@ def _rows_moments_body(xf, N, P, C, Q, eps, stats):
         x2 = xf.reshape(S, Q)
         size = _group_size(Q)
         for g in prange((S + size - 1) // size):
-            _group_stats(x2, g * size, min(S, (g + 1) * size), Q, eps, stats)
+            _group_moments(x2, g * size, min(S, (g + 1) * size), eps, stats)
         return
     per_row, per_part, parts = rows_plan(P, Q)
     nblocks = P * per_row
@@ -415,9 +372,7 @@ def _rows_grad_sums_body(dyf, xf, N, P, C, Q, stats):
         x2 = xf.reshape(S, Q)
         size = _group_size(Q)
         for g in prange((S + size - 1) // size):
-            s0 = g * size
-            s1 = min(S, s0 + size)
-            group_grad_sums(dy2[s0:s1], x2[s0:s1], stats[s0:s1])
+            _group_grad_sums(dy2, x2, g * size, min(S, (g + 1) * size), stats)
         return
     per_row, _, _ = rows_plan(P, Q)
     for s in prange(S):
