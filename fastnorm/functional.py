@@ -263,7 +263,7 @@ def _check_stats(mean, invstd, N: int, C: int):
             raise TypeError(f"{name} must be a float array, got dtype {arr.dtype}")
         if arr.shape != (N, C):
             raise ValueError(f"{name} must have shape (N, C) = {(N, C)}, got shape {arr.shape}")
-        arrays.append(arr.astype(np.float64).reshape(-1))
+        arrays.append(flat_view(arr, _NATIVE[1]))
     return arrays
 
 
@@ -463,9 +463,10 @@ def instance_norm_stats(x, *, axis=1, eps=1e-5):
         stats[:] = np.nan
     else:
         _moments_into(stats, x, compute, lay, eps)
+    # Contiguous copies: the backward then reads them without another copy.
     return (
-        stats[:, K.MEAN].reshape(lay.N, lay.C),
-        stats[:, K.INVSTD].reshape(lay.N, lay.C),
+        stats[:, K.MEAN].reshape(lay.N, lay.C).copy(),
+        stats[:, K.INVSTD].reshape(lay.N, lay.C).copy(),
     )
 
 
@@ -506,18 +507,18 @@ def instance_norm_backward(
     given = 0
     if mean is not None or invstd is not None:
         m, s = _check_stats(mean, invstd, lay.N, lay.C)
-        stats[:, K.COUNT] = lay.P * lay.Q
-        stats[:, K.MEAN] = m
-        stats[:, K.INVSTD] = s
+        K.fill_given_stats(stats, float(lay.P * lay.Q), m, s)
         given = 3
     dx = _backward(dy, x, compute, lay, g, eps, stats, given, out)
     if x.size == 0:
         zeros = np.zeros(lay.C, x.dtype)
         return dx, zeros, zeros.copy()
-    per_slice = stats.reshape(lay.N, lay.C, K.STATS_COLUMNS)
-    dgamma = (per_slice[:, :, K.SUM_DYXC] * per_slice[:, :, K.INVSTD]).sum(axis=0)
-    dbeta = per_slice[:, :, K.SUM_DY].sum(axis=0)
-    return dx, dgamma.astype(x.dtype), dbeta.astype(x.dtype)
+    dgamma = np.empty(lay.C)
+    dbeta = np.empty(lay.C)
+    K.channel_gradients(stats, dgamma, dbeta)
+    if x.dtype != dgamma.dtype:
+        return dx, dgamma.astype(x.dtype), dbeta.astype(x.dtype)
+    return dx, dgamma, dbeta
 
 
 # --------------------------------------------------------------------------

@@ -6,6 +6,8 @@ Two layout families cover every channel axis without a transposed copy:
   axis in the middle with long rows);
 * :mod:`.columns` -- channels (and short rows) innermost (NHWC, NDHWC).
 
+:mod:`.table` defines the per-slice ``stats`` table they share.
+
 Each family has ``*_forward``, ``*_backward``, ``*_moments`` (statistics
 only) and ``*_grad_sums`` (used by the Dask integration), each a parallel
 kernel with a ``*_serial`` twin compiled from the same body: the same parts
@@ -23,13 +25,6 @@ from .columns import (
     columns_moments_serial,
 )
 from .rows import (
-    COUNT,
-    INVSTD,
-    M2,
-    MEAN,
-    STATS_COLUMNS,
-    SUM_DY,
-    SUM_DYXC,
     rows_backward,
     rows_backward_serial,
     rows_forward,
@@ -38,6 +33,17 @@ from .rows import (
     rows_grad_sums_serial,
     rows_moments,
     rows_moments_serial,
+)
+from .table import (
+    COUNT,
+    INVSTD,
+    M2,
+    MEAN,
+    STATS_COLUMNS,
+    SUM_DY,
+    SUM_DYXC,
+    channel_gradients,
+    fill_given_stats,
 )
 
 __all__ = [
@@ -48,6 +54,7 @@ __all__ = [
     "STATS_COLUMNS",
     "SUM_DY",
     "SUM_DYXC",
+    "channel_gradients",
     "columns_backward",
     "columns_backward_serial",
     "columns_forward",
@@ -56,6 +63,7 @@ __all__ = [
     "columns_grad_sums_serial",
     "columns_moments",
     "columns_moments_serial",
+    "fill_given_stats",
     "rows_backward",
     "rows_backward_serial",
     "rows_forward",

@@ -28,11 +28,13 @@ from .common import (
     PART,
     WAVE,
     backward_coefficients,
+    backward_value,
     chan_merge,
     forward_coefficients,
     inverse_std,
+    normalized,
 )
-from .rows import COUNT, INVSTD, M2, MEAN, SUM_DY, SUM_DYXC
+from .table import COUNT, INVSTD, M2, MEAN, SUM_DY, SUM_DYXC
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -140,7 +142,7 @@ def _range_normalize(xf, yf, base, K, r0, r1, mean_hi, scale, shift):
         row = xf[base + r * K : base + (r + 1) * K]
         out = yf[base + r * K : base + (r + 1) * K]
         for k in range(K):
-            out[k] = (row[k] - mean_hi[k]) * scale[k] + shift[k]
+            out[k] = normalized(row[k], mean_hi[k], scale[k], shift[k])
 
 
 @njit(fastmath=ELEMENTWISE_FLAGS, **KERNEL_OPTIONS)
@@ -152,7 +154,7 @@ def _range_backward(dyf, xf, dxf, base, K, r0, r1, cols):
         row = xf[base + r * K : base + (r + 1) * K]
         out = dxf[base + r * K : base + (r + 1) * K]
         for k in range(K):
-            out[k] = a[k] * ((g[k] - mdy_hi[k]) + ((row[k] - mean_hi[k]) * k2[k] + c[k]))
+            out[k] = backward_value(g[k], row[k], mean_hi[k], a[k], k2[k], mdy_hi[k], c[k])
 
 
 @njit(inline="always", **KERNEL_OPTIONS)

@@ -133,15 +133,31 @@ def backward_coefficients(count, mean, invstd, gamma, sum_dy, sum_dyxc, coef, s)
     coef[s, 4] = -(mdy - mdy_hi) - k * (mean - mean_hi)
 
 
+@njit(inline="always", **KERNEL_OPTIONS)
+def normalized(x, mean_hi, scale, shift):
+    """One output element of the forward, from :func:`forward_coefficients`.
+
+    Inlined into every element-wise loop, which must compile with
+    ``ELEMENTWISE_FLAGS`` (an inlined function takes its caller's flags).
+    """
+    return (x - mean_hi) * scale + shift
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def backward_value(g, x, mean_hi, a, k, mdy_hi, c):
+    """One element of dx, from :func:`backward_coefficients` (inlined as above)."""
+    return a * ((g - mdy_hi) + ((x - mean_hi) * k + c))
+
+
 @njit(fastmath=ELEMENTWISE_FLAGS, **KERNEL_OPTIONS)
 def normalize_span(w, o, mean_hi, scale, shift):
     """o = (w - mean_hi) * scale + shift, in the data dtype."""
     for i in range(w.shape[0]):
-        o[i] = (w[i] - mean_hi) * scale + shift
+        o[i] = normalized(w[i], mean_hi, scale, shift)
 
 
 @njit(fastmath=ELEMENTWISE_FLAGS, **KERNEL_OPTIONS)
 def backward_span(g, w, o, mean_hi, a, k, mdy_hi, c):
     """o = a * ((g - mdy_hi) + ((w - mean_hi) * k + c)), in the data dtype."""
     for i in range(w.shape[0]):
-        o[i] = a * ((g[i] - mdy_hi) + ((w[i] - mean_hi) * k + c))
+        o[i] = backward_value(g[i], w[i], mean_hi, a, k, mdy_hi, c)
