@@ -40,7 +40,9 @@ SERIAL_MAX_ELEMENTS = 65536
 #: channels-last kernels (per-column statistics) instead of per-row blocks.
 MIN_ROW_LENGTH = 256
 
-_NATIVE = (np.dtype(np.float32), np.dtype(np.float64))
+_FLOAT32 = np.dtype(np.float32)
+_FLOAT64 = np.dtype(np.float64)
+_NATIVE = (_FLOAT32, _FLOAT64)
 _FLOAT16 = np.dtype(np.float16)
 
 _ROWS = {
@@ -58,10 +60,15 @@ _COLUMNS = {
 
 
 class Layout(NamedTuple):
-    """Where the channel axis sits: x viewed as (N, P, C, Q).
+    """Where the channel axis sits: x viewed as (N, P, C, Q), and how to run it.
 
-    ``M`` is the number of rows the channels-last kernels fold into one
-    (1 for the row kernels); ``dims`` is what the kernels take.
+    Everything a call needs from the shape is computed once by
+    :func:`layout_of` and cached (planning per call cost more than a small
+    input's kernel): ``family`` is 'columns' (per-column statistics) or
+    'rows' (contiguous rows), ``kernels`` its (serial, parallel) pairs by
+    name, ``M`` the rows the channels-last kernels fold into one (1 for the
+    row kernels), ``dims`` what the kernels take, ``serial`` whether the
+    input is small enough for the single-threaded twins.
     """
 
     shape: tuple
@@ -70,26 +77,12 @@ class Layout(NamedTuple):
     P: int
     C: int
     Q: int
-    M: int = 1
-
-    @property
-    def dims(self) -> tuple:
-        if self.family == "columns":
-            return (self.N, self.P // self.M, self.C, self.Q, self.M)
-        return (self.N, self.P, self.C, self.Q)
-
-    @property
-    def family(self) -> str:
-        """'columns' (per-column statistics) or 'rows' (contiguous rows)."""
-        return "columns" if self.Q == 1 or (self.P > 1 and self.Q < MIN_ROW_LENGTH) else "rows"
-
-    @property
-    def kernels(self) -> dict:
-        return _COLUMNS if self.family == "columns" else _ROWS
-
-    @property
-    def size(self) -> int:
-        return self.N * self.P * self.C * self.Q
+    M: int
+    family: str
+    kernels: dict
+    dims: tuple
+    size: int
+    serial: bool
 
 
 # --------------------------------------------------------------------------
@@ -118,14 +111,14 @@ def compute_dtype(name: str, dtype: np.dtype) -> np.dtype:
     Non-native byte orders compute in the native dtype of the same kind (the
     flat view converts them once).
     """
-    if dtype in _NATIVE:
+    if dtype is _FLOAT32 or dtype is _FLOAT64 or dtype in _NATIVE:  # `is`: 0.25 us less
         return dtype
     if dtype.kind == "f" and not dtype.isnative:
         dtype = dtype.newbyteorder("=")
         if dtype in _NATIVE:
             return dtype
     if dtype == _FLOAT16:
-        return _NATIVE[0]
+        return _FLOAT32
     raise TypeError(
         f"{name} has dtype {dtype}; expected float16, float32 or float64 "
         "(convert integers or other types with .astype(np.float32) first)"
@@ -170,12 +163,18 @@ def _plan_layout(shape: tuple, axis) -> Layout:
             f"axis={axis} is not a valid channel axis for an array of {ndim} dimensions; "
             f"expected 1..{ndim - 1} or -{ndim - 1}..-1 (axis 0 holds the samples)"
         )
+    N, C = shape[0], shape[a]
     P = math.prod(shape[1:a])
     Q = math.prod(shape[a + 1 :])
-    lay = Layout(shape, a, shape[0], P, shape[a], Q)
-    if lay.family == "columns":
-        lay = lay._replace(M=_rows_to_fold(P, lay.C * Q))
-    return lay
+    size = N * P * C * Q
+    if Q == 1 or (P > 1 and Q < MIN_ROW_LENGTH):
+        M = _rows_to_fold(P, C * Q)
+        dims = (N, P // M, C, Q, M)
+        return Layout(
+            shape, a, N, P, C, Q, M, "columns", _COLUMNS, dims, size, size <= SERIAL_MAX_ELEMENTS
+        )
+    dims = (N, P, C, Q)
+    return Layout(shape, a, N, P, C, Q, 1, "rows", _ROWS, dims, size, size <= SERIAL_MAX_ELEMENTS)
 
 
 #: Channels-last rows shorter than this many elements are folded together.
@@ -263,7 +262,7 @@ def _check_stats(mean, invstd, N: int, C: int):
             raise TypeError(f"{name} must be a float array, got dtype {arr.dtype}")
         if arr.shape != (N, C):
             raise ValueError(f"{name} must have shape (N, C) = {(N, C)}, got shape {arr.shape}")
-        arrays.append(flat_view(arr, _NATIVE[1]))
+        arrays.append(flat_view(arr, _FLOAT64))
     return arrays
 
 
@@ -286,7 +285,7 @@ def flat_view(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if arr.dtype != dtype:
         flat = arr.astype(dtype, order="C").reshape(-1)
     elif arr.flags.c_contiguous:
-        flat = arr.reshape(-1)
+        flat = arr.ravel()  # a view here, and half the cost of reshape(-1)
     else:
         flat = np.ascontiguousarray(arr).reshape(-1)
     flat.setflags(write=False)
@@ -301,19 +300,24 @@ def _result_buffer(out, compute: np.dtype, *flat_inputs: np.ndarray):
     writes it and finishes all statistics first); a partial overlap gets a
     scratch buffer.
     """
-    size = flat_inputs[0].size
-    if out is None:
-        return np.empty(size, dtype=compute), False
-    if out.dtype == compute and out.flags.c_contiguous:
-        flat = out.reshape(-1)
-        if all(
-            not np.may_share_memory(flat, inp) or _same_memory(flat, inp) for inp in flat_inputs
-        ):
-            return flat, True
-    return np.empty(size, dtype=compute), False
+    if out is not None and out.dtype == compute and out.flags.c_contiguous:
+        for inp in flat_inputs:  # a plain loop: a generator cost 0.3 us here
+            if np.may_share_memory(out, inp) and not _same_memory(out, inp):
+                break
+        else:
+            return out.reshape(-1), True
+    return np.empty(flat_inputs[0].size, dtype=compute), False
 
 
 def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two overlapping C-contiguous arrays of one dtype start together.
+
+    When both are aligned, their offset is a whole number of items, so the
+    first elements overlap only if they start together (4x cheaper than
+    comparing ``__array_interface__`` addresses).
+    """
+    if a.flags.aligned and b.flags.aligned:
+        return np.may_share_memory(a.ravel()[:1], b[:1])
     return a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
 
 
@@ -334,7 +338,7 @@ def new_stats(lay: Layout) -> np.ndarray:
 def _run(pair, lay: Layout, *args):
     """Run a (serial, parallel) kernel pair: serial for small inputs."""
     serial, parallel = pair
-    if lay.size <= SERIAL_MAX_ELEMENTS:
+    if lay.serial:
         return serial(*args)
     return runtime.call_parallel(parallel, serial, *args)
 

@@ -593,6 +593,19 @@ class TestOut:
             assert dx is out
             np.testing.assert_array_equal(dx, dwant[0])
 
+    def test_out_overlapping_input_by_part_of_an_item(self, rng, shape, axis, dtype):
+        # Unaligned views of one buffer, 2 bytes apart: overlapping, not the same.
+        x, _, gamma, beta = self._data(rng, shape, axis, dtype)
+        want = fastnorm.instance_norm(x, gamma, beta, axis=axis)
+        nbytes = x.size * np.dtype(dtype).itemsize
+        for start_x, start_out in ((1, 3), (4, 2), (2, 0)):
+            raw = np.zeros(nbytes + 8, np.uint8)
+            xin = raw[start_x : start_x + nbytes].view(dtype).reshape(shape)
+            xin[...] = x
+            out = raw[start_out : start_out + nbytes].view(dtype).reshape(shape)
+            assert fastnorm.instance_norm(xin, gamma, beta, axis=axis, out=out) is out
+            np.testing.assert_array_equal(out, want)
+
     def test_out_is_transposed_x(self, rng, shape, axis, dtype):
         # Same memory as x in a different element order: must not run in place.
         x, _, gamma, beta = self._data(rng, shape, axis, dtype)
