@@ -332,7 +332,7 @@ def _finish(buf: np.ndarray, wrote_out: bool, out, shape: tuple, dtype: np.dtype
 
 def new_stats(lay: Layout) -> np.ndarray:
     """An uninitialized per-slice ``stats`` array for the kernels."""
-    return np.empty((lay.N * lay.C, K.STATS_COLUMNS))
+    return np.empty((K.STATS_COLUMNS, lay.N * lay.C))
 
 
 def _run(pair, lay: Layout, *args):
@@ -467,10 +467,9 @@ def instance_norm_stats(x, *, axis=1, eps=1e-5):
         stats[:] = np.nan
     else:
         _moments_into(stats, x, compute, lay, eps)
-    # Contiguous copies: the backward then reads them without another copy.
     return (
-        stats[:, K.MEAN].reshape(lay.N, lay.C).copy(),
-        stats[:, K.INVSTD].reshape(lay.N, lay.C).copy(),
+        stats[K.MEAN].reshape(lay.N, lay.C),
+        stats[K.INVSTD].reshape(lay.N, lay.C),
     )
 
 
@@ -531,19 +530,19 @@ def instance_norm_backward(
 
 
 def _per_slice(lay: Layout, stats: np.ndarray, column: int) -> np.ndarray:
-    return stats[:, column].reshape(lay.N, lay.C).copy()
+    return stats[column].reshape(lay.N, lay.C).copy()
 
 
 def _given_stats(lay: Layout, **columns) -> np.ndarray:
     """A stats array filled from (N, C) arrays named by column."""
-    stats = np.zeros((lay.N * lay.C, K.STATS_COLUMNS))
+    stats = np.zeros((K.STATS_COLUMNS, lay.N * lay.C))
     for name, value in columns.items():
         arr = as_array(name, value)
         if arr.shape != (lay.N, lay.C):
             raise ValueError(
                 f"{name} must have shape (N, C) = {(lay.N, lay.C)}, got shape {arr.shape}"
             )
-        stats[:, getattr(K, name.upper())] = arr.reshape(-1)
+        stats[getattr(K, name.upper())] = arr.reshape(-1)
     return stats
 
 
@@ -558,7 +557,7 @@ def partial_moments(x, *, axis=1):
     """
     x, compute = float_input("x", x)
     lay = layout_of(x, axis)
-    stats = np.zeros((lay.N * lay.C, K.STATS_COLUMNS))
+    stats = np.zeros((K.STATS_COLUMNS, lay.N * lay.C))
     if x.size:
         _moments_into(stats, x, compute, lay, 1.0)
     return tuple(_per_slice(lay, stats, col) for col in (K.COUNT, K.MEAN, K.M2))

@@ -11,9 +11,9 @@ merged at the end.  Rows are grouped into blocks of about ``BLOCK`` elements
 (blocked Welford, as in the row kernels) and blocks into parts of about
 ``PART`` elements that run in parallel and merge in a fixed order.
 
-``stats`` has shape (N * C, 6) with columns
+``stats`` is the table of :mod:`.table`, shape (6, N * C) with rows
 ``(count, mean, invstd, sum_dy, sum_dy_xc, m2)``; ``given`` says how many leading
-columns are inputs (see :mod:`fastnorm._kernels.rows`).
+rows are inputs (see :mod:`fastnorm._kernels.rows`).
 """
 
 from __future__ import annotations
@@ -168,10 +168,10 @@ def _merge_channel_moments(n, C, Q, M, counts, means, m2s, eps, stats):
             for k in range((ph * C + c) * Q, (ph * C + c + 1) * Q):
                 count, mean, m2 = chan_merge(count, mean, m2, counts, means[k], m2s[k])
         s = n * C + c
-        stats[s, COUNT] = count
-        stats[s, MEAN] = mean
-        stats[s, INVSTD] = inverse_std(count, m2, eps)
-        stats[s, M2] = m2
+        stats[COUNT, s] = count
+        stats[MEAN, s] = mean
+        stats[INVSTD, s] = inverse_std(count, m2, eps)
+        stats[M2, s] = m2
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -232,7 +232,7 @@ def _expand_forward(n, C, Q, M, gamma, beta, stats, coef, mean_hi, scale, shift)
     """Per-column (mean_hi, scale, shift) of sample n in the data dtype."""
     for c in range(C):
         s = n * C + c
-        forward_coefficients(stats[s, MEAN], stats[s, INVSTD], gamma[c], beta[c], coef, s)
+        forward_coefficients(stats[MEAN, s], stats[INVSTD, s], gamma[c], beta[c], coef, s)
         for ph in range(M):
             for k in range((ph * C + c) * Q, (ph * C + c + 1) * Q):
                 mean_hi[k] = coef[s, 0]
@@ -246,12 +246,12 @@ def _expand_backward(n, C, Q, M, gamma, stats, coef, cols):
     for c in range(C):
         s = n * C + c
         backward_coefficients(
-            stats[s, COUNT],
-            stats[s, MEAN],
-            stats[s, INVSTD],
+            stats[COUNT, s],
+            stats[MEAN, s],
+            stats[INVSTD, s],
             gamma[c],
-            stats[s, SUM_DY],
-            stats[s, SUM_DYXC],
+            stats[SUM_DY, s],
+            stats[SUM_DYXC, s],
             coef,
             s,
         )
@@ -269,7 +269,7 @@ def _column_means(n, C, Q, M, stats, colmean):
     for c in range(C):
         for ph in range(M):
             for k in range((ph * C + c) * Q, (ph * C + c + 1) * Q):
-                colmean[k] = stats[n * C + c, MEAN]
+                colmean[k] = stats[MEAN, n * C + c]
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -288,8 +288,8 @@ def _merge_channel_sums(n, C, Q, M, sdy, sdyxc, stats):
                 a += col_dy
                 b += col_dyxc
         s = n * C + c
-        stats[s, SUM_DY] = a
-        stats[s, SUM_DYXC] = b
+        stats[SUM_DY, s] = a
+        stats[SUM_DYXC, s] = b
 
 
 @njit(inline="always", **KERNEL_OPTIONS)

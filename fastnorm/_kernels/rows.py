@@ -8,11 +8,11 @@ about ``PART`` elements.  A slice of one part is processed by one task from
 statistics to output while it sits in L2 (one read of x from memory); larger
 slices are split into parts that run in parallel and merge in a fixed order.
 
-Every kernel takes a ``stats`` array of shape (N * C, 6) with columns
-``(count, mean, invstd, sum_dy, sum_dy_xc, m2)`` and a ``given`` level: the
-columns below ``given`` are inputs, the others are computed and written back
-(forward: ``given`` 0 or 3; backward: 0, 3 or 5; M2 is written only when
-the statistics are computed).
+Every kernel takes the ``stats`` table of :mod:`.table`, shape (6, N * C)
+with rows ``(count, mean, invstd, sum_dy, sum_dy_xc, m2)``, and a ``given``
+level: the rows below ``given`` are inputs, the others are computed and
+written back (forward: ``given`` 0 or 3; backward: 0, 3 or 5; M2 is written
+only when the statistics are computed).
 """
 
 from __future__ import annotations
@@ -136,10 +136,10 @@ def _slice_base(s, P, C, Q):
 
 @njit(inline="always", **KERNEL_OPTIONS)
 def _set_moments(stats, s, count, mean, m2, eps):
-    stats[s, COUNT] = count
-    stats[s, MEAN] = mean
-    stats[s, INVSTD] = inverse_std(count, m2, eps)
-    stats[s, M2] = m2
+    stats[COUNT, s] = count
+    stats[MEAN, s] = mean
+    stats[INVSTD, s] = inverse_std(count, m2, eps)
+    stats[M2, s] = m2
 
 
 @njit(**KERNEL_OPTIONS)
@@ -152,7 +152,7 @@ def _forward_slice(s, xf, yf, P, C, Q, per_row, gamma, beta, eps, stats, given, 
     if given == 0:
         count, mean, m2 = _range_moments(xf, base, C * Q, Q, per_row, 0, nblocks)
         _set_moments(stats, s, count, mean, m2, eps)
-    forward_coefficients(stats[s, MEAN], stats[s, INVSTD], gamma[c], beta[c], coef, s)
+    forward_coefficients(stats[MEAN, s], stats[INVSTD, s], gamma[c], beta[c], coef, s)
     _range_normalize(xf, yf, base, C * Q, Q, per_row, 0, nblocks, coef, s)
 
 
@@ -167,9 +167,9 @@ def _backward_slice(s, dyf, xf, dxf, P, C, Q, per_row, gamma, eps, stats, given,
         count, mean, m2 = _range_moments(xf, base, C * Q, Q, per_row, 0, nblocks)
         _set_moments(stats, s, count, mean, m2, eps)
     if given < 5:
-        a, b = _range_grad_sums(dyf, xf, base, C * Q, Q, per_row, 0, nblocks, stats[s, MEAN])
-        stats[s, SUM_DY] = a
-        stats[s, SUM_DYXC] = b
+        a, b = _range_grad_sums(dyf, xf, base, C * Q, Q, per_row, 0, nblocks, stats[MEAN, s])
+        stats[SUM_DY, s] = a
+        stats[SUM_DYXC, s] = b
     _backward_coefficients_of(stats, s, gamma[c], coef)
     _range_backward(dyf, xf, dxf, base, C * Q, Q, per_row, 0, nblocks, coef, s)
 
@@ -177,12 +177,12 @@ def _backward_slice(s, dyf, xf, dxf, P, C, Q, per_row, gamma, eps, stats, given,
 @njit(inline="always", **KERNEL_OPTIONS)
 def _backward_coefficients_of(stats, s, gamma_c, coef):
     backward_coefficients(
-        stats[s, COUNT],
-        stats[s, MEAN],
-        stats[s, INVSTD],
+        stats[COUNT, s],
+        stats[MEAN, s],
+        stats[INVSTD, s],
         gamma_c,
-        stats[s, SUM_DY],
-        stats[s, SUM_DYXC],
+        stats[SUM_DY, s],
+        stats[SUM_DYXC, s],
         coef,
         s,
     )
@@ -201,9 +201,15 @@ def _short_slices(P, Q):
     return P == 1 and Q <= BLOCK
 
 
+#: At most this many short slices per task: a slice's fixed cost (~30
+#: cycles) does not shrink with Q, and 32768 slices of 4 elements made one
+#: task of PART elements, leaving a core idle.
+GROUP_SLICES = 1024
+
+
 @njit(inline="always", **KERNEL_OPTIONS)
 def _group_size(Q):
-    return max(1, PART // Q)
+    return max(1, min(GROUP_SLICES, PART // Q))
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -221,9 +227,9 @@ def _group_moments(x2, s0, s1, eps, stats):
 @njit(**KERNEL_OPTIONS)
 def _group_grad_sums(dy2, x2, s0, s1, stats):
     for s in range(s0, s1):
-        a, b = block_grad_sums(dy2[s], x2[s], stats[s, MEAN])
-        stats[s, SUM_DY] = a
-        stats[s, SUM_DYXC] = b
+        a, b = block_grad_sums(dy2[s], x2[s], stats[MEAN, s])
+        stats[SUM_DY, s] = a
+        stats[SUM_DYXC, s] = b
 
 
 # The group loops write their rows inline: a call per 64-element row cost
@@ -235,7 +241,7 @@ def _group_forward(x2, y2, s0, s1, C, gamma, beta, eps, stats, given, coef):
     for s in range(s0, s1):
         if given == 0:
             _row_moments(x2, s, eps, stats)
-        forward_coefficients(stats[s, MEAN], stats[s, INVSTD], gamma[c], beta[c], coef, s)
+        forward_coefficients(stats[MEAN, s], stats[INVSTD, s], gamma[c], beta[c], coef, s)
         mean_hi, scale, shift = coef[s, 0], coef[s, 1], coef[s, 2]
         for i in range(Q):
             y2[s, i] = normalized(x2[s, i], mean_hi, scale, shift)
@@ -252,9 +258,9 @@ def _group_backward(dy2, x2, dx2, s0, s1, C, gamma, eps, stats, given, coef):
         if given == 0:
             _row_moments(x2, s, eps, stats)
         if given < 5:
-            a, b = block_grad_sums(dy2[s], x2[s], stats[s, MEAN])
-            stats[s, SUM_DY] = a
-            stats[s, SUM_DYXC] = b
+            a, b = block_grad_sums(dy2[s], x2[s], stats[MEAN, s])
+            stats[SUM_DY, s] = a
+            stats[SUM_DYXC, s] = b
         _backward_coefficients_of(stats, s, gamma[c], coef)
         mean_hi, a, k, mdy_hi, cc = coef[s, 0], coef[s, 1], coef[s, 2], coef[s, 3], coef[s, 4]
         for i in range(Q):
@@ -267,7 +273,7 @@ def _group_backward(dy2, x2, dx2, s0, s1, C, gamma, eps, stats, given, coef):
 @njit(inline="always", **KERNEL_OPTIONS)
 def _rows_moments_body(xf, N, P, C, Q, eps, stats):
     """Fill (count, mean, invstd, m2) of ``stats``: parallel parts merged in order."""
-    S = stats.shape[0]
+    S = stats.shape[1]
     if _short_slices(P, Q):
         x2 = xf.reshape(S, Q)
         size = _group_size(Q)
@@ -297,7 +303,7 @@ def _rows_moments_body(xf, N, P, C, Q, eps, stats):
 @njit(inline="always", **KERNEL_OPTIONS)
 def _rows_forward_body(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given):
     """y = (x - mean) * invstd * gamma + beta for every slice, in parallel."""
-    S = stats.shape[0]
+    S = stats.shape[1]
     coef = np.empty((S, 3), dtype=yf.dtype)
     if _short_slices(P, Q):
         x2 = xf.reshape(S, Q)
@@ -317,7 +323,7 @@ def _rows_forward_body(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given):
         _rows_moments_body(xf, N, P, C, Q, eps, stats)
     for s in range(S):
         c = s % C
-        forward_coefficients(stats[s, MEAN], stats[s, INVSTD], gamma[c], beta[c], coef, s)
+        forward_coefficients(stats[MEAN, s], stats[INVSTD, s], gamma[c], beta[c], coef, s)
     nblocks = P * per_row
     for t in prange(S * parts):
         s, base, j0, j1 = _part_of_task(t, parts, per_part, nblocks, P, C, Q)
@@ -327,7 +333,7 @@ def _rows_forward_body(xf, yf, N, P, C, Q, gamma, beta, eps, stats, given):
 @njit(inline="always", **KERNEL_OPTIONS)
 def _rows_backward_body(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
     """dx for every slice and the per-slice sums, in parallel."""
-    S = stats.shape[0]
+    S = stats.shape[1]
     coef = np.empty((S, 5), dtype=dxf.dtype)
     if _short_slices(P, Q):
         dy2 = dyf.reshape(S, Q)
@@ -351,7 +357,7 @@ def _rows_backward_body(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
         partial = np.empty((S * parts, 2))
         for t in prange(S * parts):
             s, base, j0, j1 = _part_of_task(t, parts, per_part, nblocks, P, C, Q)
-            a, b = _range_grad_sums(dyf, xf, base, C * Q, Q, per_row, j0, j1, stats[s, MEAN])
+            a, b = _range_grad_sums(dyf, xf, base, C * Q, Q, per_row, j0, j1, stats[MEAN, s])
             partial[t, 0] = a
             partial[t, 1] = b
         for s in range(S):
@@ -360,8 +366,8 @@ def _rows_backward_body(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
             for t in range(s * parts, (s + 1) * parts):
                 a += partial[t, 0]
                 b += partial[t, 1]
-            stats[s, SUM_DY] = a
-            stats[s, SUM_DYXC] = b
+            stats[SUM_DY, s] = a
+            stats[SUM_DYXC, s] = b
     for s in range(S):
         _backward_coefficients_of(stats, s, gamma[s % C], coef)
     for t in prange(S * parts):
@@ -371,8 +377,8 @@ def _rows_backward_body(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
 
 @njit(inline="always", **KERNEL_OPTIONS)
 def _rows_grad_sums_body(dyf, xf, N, P, C, Q, stats):
-    """Fill columns (sum_dy, sum_dy_xc) of ``stats`` from its mean column."""
-    S = stats.shape[0]
+    """Fill rows (sum_dy, sum_dy_xc) of ``stats`` from its mean row."""
+    S = stats.shape[1]
     if _short_slices(P, Q):
         dy2 = dyf.reshape(S, Q)
         x2 = xf.reshape(S, Q)
@@ -383,10 +389,10 @@ def _rows_grad_sums_body(dyf, xf, N, P, C, Q, stats):
     per_row, _, _ = rows_plan(P, Q)
     for s in prange(S):
         a, b = _range_grad_sums(
-            dyf, xf, _slice_base(s, P, C, Q), C * Q, Q, per_row, 0, P * per_row, stats[s, MEAN]
+            dyf, xf, _slice_base(s, P, C, Q), C * Q, Q, per_row, 0, P * per_row, stats[MEAN, s]
         )
-        stats[s, SUM_DY] = a
-        stats[s, SUM_DYXC] = b
+        stats[SUM_DY, s] = a
+        stats[SUM_DYXC, s] = b
 
 
 # --------------------------------------------------------------------------
@@ -436,7 +442,7 @@ def rows_backward_serial(dyf, xf, dxf, N, P, C, Q, gamma, eps, stats, given):
 
 @njit(parallel=True, **KERNEL_OPTIONS)
 def rows_grad_sums(dyf, xf, N, P, C, Q, stats):
-    """Fill (sum_dy, sum_dy_xc) of ``stats`` from its mean column, in parallel."""
+    """Fill (sum_dy, sum_dy_xc) of ``stats`` from its mean row, in parallel."""
     _rows_grad_sums_body(dyf, xf, N, P, C, Q, stats)
 
 
