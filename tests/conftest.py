@@ -8,9 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-#: MXNet 1.9.1 golden vectors live in the ``shared/`` folder beside the repo.
-GOLDEN_DIR = Path(__file__).resolve().parents[2] / "shared" / "golden"
-GOLDEN_FILE = GOLDEN_DIR / "mxnet_instancenorm.npz"
+#: MXNet 1.9.1 golden vectors: a verbatim copy of the workplace's
+#: ``shared/golden/`` file, vendored so a clean clone tests against them too.
+GOLDEN_FILE = Path(__file__).resolve().parent / "data" / "mxnet_instancenorm.npz"
+#: The shared original beside the repository, when present.
+SHARED_GOLDEN_FILE = (
+    Path(__file__).resolve().parents[2] / "shared" / "golden" / "mxnet_instancenorm.npz"
+)
 
 
 @pytest.fixture

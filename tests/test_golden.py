@@ -2,12 +2,14 @@
 
 MXNet computes in float32, so y and dx agree to about 1e-5 absolute; the
 parameter gradients are sums over whole channels and get a tolerance
-relative to their magnitude.  See ``shared/golden/README.md``.
+relative to their magnitude.  See ``tests/data/README.md``.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from conftest import GOLDEN_FILE, SHARED_GOLDEN_FILE, load_golden_cases
 
 import fastnorm
 
@@ -73,3 +75,14 @@ def test_backward(golden_case):
     assert np.max(np.abs(dx.astype(np.float64) - golden_case["dx"])) <= ABS_TOL
     assert _rel_err(dgamma, golden_case["dgamma"]) <= 1e-5
     assert _rel_err(dbeta, golden_case["dbeta"]) <= 1e-5
+
+
+def test_vendored_copy_is_the_shared_file():
+    if not SHARED_GOLDEN_FILE.is_file():
+        pytest.skip(f"no shared original at {SHARED_GOLDEN_FILE} to compare with")
+    assert GOLDEN_FILE.read_bytes() == SHARED_GOLDEN_FILE.read_bytes()
+
+
+def test_every_kind_of_case_is_present():
+    kinds = {case["meta"]["kind"] for case in load_golden_cases()}
+    assert kinds == {"doc", "randn", "scaled", "const"}
