@@ -16,13 +16,15 @@ which makes the launch safe and efficient inside a multi-threaded service:
 * **Cache.**  Kernels are cached on disk (``cache=True``).  Writes of the
   cache index are serialized between processes (a concurrent cold start of
   several processes could otherwise map one signature to another's machine
-  code), and a cache that cannot be read or written costs compile time,
-  never an error.
+  code), entries are stamped with the hash of every kernel source (Numba's
+  own stamp covers only the defining file), and a cache that cannot be read
+  or written costs compile time, never an error.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import os
 import tempfile
@@ -342,8 +344,31 @@ def _file_lock(directory: str):
         os.close(fd)  # closing releases the lock
 
 
-def _guard_cache(cache) -> None:
-    """Make one dispatcher's cache safe: locked writes, errors become misses."""
+def _kernel_sources_hash(kernels_dir: str) -> str:
+    """sha256 of every kernel source file, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(os.listdir(kernels_dir)):
+        if name.endswith(".py"):
+            with open(os.path.join(kernels_dir, name), "rb") as f:
+                digest.update(name.encode() + b"\0" + f.read())
+    return digest.hexdigest()
+
+
+def _guard_cache(cache, sources_hash: str) -> None:
+    """Make one dispatcher's cache safe: fresh, locked writes, errors become misses.
+
+    Numba stamps a cache entry with the hash of the file defining the kernel
+    only, yet a kernel carries compiled copies of the helpers it calls from
+    other files: after an upgrade or edit of ``common.py`` alone, ``rows.py``'s
+    entries would still load with the old helpers.  Adding the hash of all
+    kernel sources to the stamp makes any change invalidate every entry.
+    """
+    if getattr(cache, "_fastnorm_guarded", False):  # imported into several modules
+        return
+    cache._fastnorm_guarded = True
+    cache_file = getattr(cache, "_cache_file", None)
+    if cache_file is not None and hasattr(cache_file, "_source_stamp"):
+        cache_file._source_stamp = (cache_file._source_stamp, sources_hash)
     save, load = cache.save_overload, cache.load_overload
 
     def save_overload(sig, data):
@@ -386,7 +411,8 @@ def _load_kernels():
         kernels = importlib.import_module(f"{__package__}._kernels")
     finally:
         _numba_config.CACHE_LOCATOR_CLASSES = saved
-    for name in ("rows", "columns", "common"):
+    sources_hash = _kernel_sources_hash(kernels_dir)
+    for name in ("rows", "columns", "common", "table"):
         module = getattr(kernels, name, None)
         for obj in vars(module).values() if module else ():
             cache = getattr(obj, "_cache", None)
@@ -395,7 +421,7 @@ def _load_kernels():
             if isinstance(cache._impl.locator, _NoCacheLocator):
                 obj._cache = caching.NullCache()
             else:
-                _guard_cache(cache)
+                _guard_cache(cache, sources_hash)
     return kernels
 
 

@@ -43,6 +43,7 @@ LAYOUTS = [
     ("5d-middle", (2, 4, 3, 5, 6), 2, "columns", "serial"),
     ("5d-ncdhw-parallel", (2, 3, 16, 32, 32), 1, "rows", "parallel"),
     ("q1-middle", (3, 6, 4, 1), 2, "columns", "serial"),
+    ("nchw-many-short-slices", (64, 128, 4, 4), 1, "rows", "parallel"),
 ]
 LAYOUT_IDS = [row[0] for row in LAYOUTS]
 SHAPES_AXES = [pytest.param(shape, axis, id=name) for name, shape, axis, _, _ in LAYOUTS]
@@ -177,6 +178,25 @@ def test_float64_accuracy(rng, shape, axis, offset, spread, tol):
     assert _rel(dx, dx_ref) <= tol
     assert _rel(dgamma, dgamma_ref) <= tol
     assert _rel(dbeta, dbeta_ref) <= 1e-13
+
+
+@pytest.mark.parametrize("shape, axis", SHAPES_AXES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_outliers_where_sums_are_shifted(rng, shape, axis, dtype):
+    # Block sums are taken about a block's first element; an outlier there
+    # is the worst case for M2 = sum(d*d) - sum(d)**2/n (bounded by log2(n) bits).
+    x = (1.0 + 1e-3 * rng.standard_normal(shape)).astype(dtype)
+    x.reshape(-1)[::4096] = 1e3
+    first = tuple(slice(None) if d in (0, axis % len(shape)) else 0 for d in range(len(shape)))
+    x[first] = -1e3  # the first element of every slice
+    y_ref = instance_norm_ref(x, axis=axis)
+    y = fastnorm.instance_norm(x, axis=axis)
+    tol = 1e-6 if dtype == np.float32 else 1e-12
+    assert np.max(np.abs(y - y_ref)) <= tol * max(1.0, np.max(np.abs(y_ref)))
+    mean, invstd = fastnorm.instance_norm_stats(x, axis=axis)
+    mean_ref, invstd_ref = instance_norm_stats_ref(x, axis=axis)
+    np.testing.assert_allclose(mean, mean_ref, rtol=1e-12)
+    np.testing.assert_allclose(invstd, invstd_ref, rtol=1e-12)
 
 
 @pytest.mark.parametrize("shape, axis", SHAPES_AXES)

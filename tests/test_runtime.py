@@ -183,3 +183,35 @@ def test_layer_in_inference_holds_no_arrays(rng):
     del x, y
     gc.collect()
     assert [r() for r in refs] == [None, None]
+
+
+# --------------------------------------------------------------------------
+# cache freshness
+
+
+def test_cache_stamp_covers_every_kernel_source(tmp_path):
+    # A kernel's cached code includes the helpers it calls from other files,
+    # so every entry's stamp must change when any kernel source changes.
+    import os
+    import shutil
+
+    from fastnorm._kernels import columns, common, rows, table
+
+    kernels_dir = os.path.dirname(rows.__file__)
+    want = runtime._kernel_sources_hash(kernels_dir)
+    for kernel in (rows.rows_forward, columns.columns_backward, common.block_moments):
+        if isinstance(kernel._cache, runtime.caching.NullCache):
+            pytest.skip("kernels are not cached here")
+        assert kernel._cache._cache_file._source_stamp[1] == want
+    assert table.fill_given_stats._cache._cache_file._source_stamp[1] == want
+
+    # The hash sees a change of content in any file, not only its own.
+    copy = tmp_path / "_kernels"
+    copy.mkdir()
+    for name in os.listdir(kernels_dir):
+        if name.endswith(".py"):
+            shutil.copyfile(os.path.join(kernels_dir, name), copy / name)
+    assert runtime._kernel_sources_hash(str(copy)) == want
+    with open(copy / "common.py", "a") as f:
+        f.write("\n# edited\n")
+    assert runtime._kernel_sources_hash(str(copy)) != want
