@@ -53,7 +53,7 @@ def _dask_input(name: str, value):
 
 
 def _channel_blocks(name: str, value, x, lay: F.Layout, compute: np.dtype, default: float):
-    """gamma/beta as a float64 (C,) dask array chunked like x's channel axis."""
+    """gamma/beta as a (C,) dask array of the compute dtype, chunked like x's channel axis."""
     chunks = (x.chunks[lay.axis],)
     if isinstance(value, da.Array):
         if any(math.isnan(s) for s in value.shape):
@@ -62,8 +62,7 @@ def _channel_blocks(name: str, value, x, lay: F.Layout, compute: np.dtype, defau
         F.channel_param(
             name, np.broadcast_to(np.zeros((), value.dtype), value.shape), lay.C, compute, default
         )
-        # Round through the compute dtype, as the core does.
-        return value.astype(compute).astype(np.float64).rechunk(chunks)
+        return value.astype(compute).rechunk(chunks)
     return da.from_array(F.channel_param(name, value, lay.C, compute, default), chunks=chunks)
 
 

@@ -209,11 +209,22 @@ def check_eps(eps) -> float:
 
 
 def channel_param(name: str, value, C: int, dtype: np.dtype, default: float) -> np.ndarray:
-    """gamma/beta as float64 (C,), rounded through the compute dtype first."""
+    """gamma/beta as a writable C-contiguous (C,) array of the compute dtype.
+
+    The kernels take one such specialization.  An array that already is one
+    is passed as it is: converting it cost 0.4 us per parameter, 10% of a
+    small input's call.
+    """
     if value is None:
-        return _constant_vector(C, default)
-    if type(value) is np.ndarray and value.dtype is dtype and value.shape == (C,):
-        return value.astype(np.float64)  # the common case, checked cheaply
+        return _constant_vector(C, default, dtype)
+    if (
+        type(value) is np.ndarray
+        and value.dtype is dtype
+        and value.shape == (C,)
+        and value.flags.c_contiguous
+        and value.flags.writeable
+    ):
+        return value
     arr = as_array(name, value)
     if arr.dtype.kind not in "fiu" or arr.dtype == np.bool_:
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
@@ -221,21 +232,20 @@ def channel_param(name: str, value, C: int, dtype: np.dtype, default: float) -> 
         raise ValueError(
             f"{name} must have shape ({C},) (one value per channel), got shape {arr.shape}"
         )
-    if arr.dtype != dtype:
-        arr = arr.astype(dtype)
-    return arr.astype(np.float64)
+    return np.array(arr, dtype=dtype, order="C")  # a new writable copy
 
 
 _CONSTANTS: dict = {}
 
 
-def _constant_vector(C: int, value: float) -> np.ndarray:
-    """A shared float64 vector of C copies of value (kernels never write it)."""
-    vec = _CONSTANTS.get((C, value))
+def _constant_vector(C: int, value: float, dtype: np.dtype) -> np.ndarray:
+    """A shared vector of C copies of value (kernels never write it)."""
+    key = (C, value, dtype)
+    vec = _CONSTANTS.get(key)
     if vec is None:
         if len(_CONSTANTS) >= _LAYOUTS_MAX:
             _CONSTANTS.clear()
-        vec = _CONSTANTS[(C, value)] = np.full(C, value)
+        vec = _CONSTANTS[key] = np.full(C, value, dtype)
     return vec
 
 
@@ -300,12 +310,12 @@ def _result_buffer(out, compute: np.dtype, *flat_inputs: np.ndarray):
     writes it and finishes all statistics first); a partial overlap gets a
     scratch buffer.
     """
-    if out is not None and out.dtype == compute and out.flags.c_contiguous:
+    if out is not None and out.dtype is compute and out.flags.c_contiguous:
         for inp in flat_inputs:  # a plain loop: a generator cost 0.3 us here
             if np.may_share_memory(out, inp) and not _same_memory(out, inp):
                 break
         else:
-            return out.reshape(-1), True
+            return out.ravel(), True
     return np.empty(flat_inputs[0].size, dtype=compute), False
 
 
