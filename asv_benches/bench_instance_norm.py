@@ -11,8 +11,9 @@ import numpy as np
 import fastnorm
 from fastnorm.bench import Case, interleave, make_inputs, median_ratio
 
-#: NCHW shapes: issue 4's C (small, serial kernel) and B (16 MiB in float32).
-SHAPES = ("1x16x32x32", "8x32x128x128")
+#: NCHW shapes of issue 4: C (small, serial kernel), B (16 MiB in float32)
+#: and G (16384 slices of 64 elements, where per-slice costs show).
+SHAPES = ("1x16x32x32", "8x32x128x128", "64x256x8x8")
 DTYPES = ("float32", "float64")
 LAYOUTS = ("NCHW", "NHWC")
 #: Interleaved rounds of the ratio benchmarks.
