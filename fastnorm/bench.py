@@ -26,6 +26,7 @@ import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -821,8 +822,61 @@ class Progress:
             self.stream.flush()
 
 
+#: Rough compile time of one (dtype, family) kernel set, in units of the rows set.
+_COMPILE_COST = {"rows": 1, "columns": 2}
+
+
+def compile_ahead(cases, processes: int = 2) -> list[list[tuple[str, str]]]:
+    """Load or compile the kernels the cases use, in several processes at once.
+
+    On a fresh machine the default cases compile about 50 s of kernels on
+    one core, more than the benchmark itself; the kernel sets of different
+    (dtype, family) pairs compile independently into the shared on-disk
+    cache (its writes are locked), so ``processes`` workers take a fraction
+    of that and the benchmark then loads them.  With a warm cache this costs
+    about a second.  Nothing happens when kernels are not cached or a single
+    core is available; a worker that fails only means compiling later.
+
+    Returns
+    -------
+    list of list of (dtype, layout name)
+        The work of each worker process (empty when nothing ran).
+    """
+    from fastnorm import functional, runtime
+
+    processes = min(processes, os.cpu_count() or 1)
+    if runtime.cache_dir() is None or processes < 2:
+        return []
+    sets = {}
+    for case in cases:
+        family = functional._plan_layout(case.shape, case.axis).family
+        layout = "channels_last" if family == "columns" else "channels_first"
+        sets[(str(case.dtype), layout)] = _COMPILE_COST[family]
+    groups: list[list] = [[] for _ in range(min(processes, len(sets)))]
+    loads = [0] * len(groups)
+    for key in sorted(sets, key=lambda k: -sets[k]):  # largest first, to the least loaded
+        i = loads.index(min(loads))
+        groups[i].append(key)
+        loads[i] += sets[key]
+    workers = []
+    for group in groups:
+        calls = "; ".join(f"fastnorm.warmup(dtypes=[{d!r}], layouts=[{lay!r}])" for d, lay in group)
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, "-c", f"import fastnorm; {calls}"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+    for worker in workers:
+        worker.wait()
+    return groups
+
+
 def run_benchmark(cases, threads: int, rounds: int, min_time: float, progress) -> dict:
     """Run every case on every available library; the JSON-ready report."""
+    progress("loading or compiling kernels (a first run compiles them, about 30 s)")
+    compile_ahead(cases)
     libraries, skipped = available_libraries()
     records = []
     for i, case in enumerate(cases):

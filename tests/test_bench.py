@@ -74,3 +74,22 @@ def test_concurrency_quick(tmp_path, capsys):
     result = json.loads(path.read_text())["concurrency"]
     assert result["threads"] == 2 and result["identical"]
     assert result["sequential_calls_per_s"] > 0 and result["concurrent_calls_per_s"] > 0
+
+
+def test_compile_ahead_splits_kernel_sets_between_processes(monkeypatch):
+    cases = bench.parse_cases("2x8x16x16,2x8x8x16:-1,2x8x16x16@float64,4x8x16x16")
+    groups = bench.compile_ahead(cases, processes=2)
+    if not groups:
+        pytest.skip("kernels are not cached here, or a single core")
+    assert sorted(key for group in groups for key in group) == [
+        ("float32", "channels_first"),
+        ("float32", "channels_last"),
+        ("float64", "channels_first"),
+    ]
+    # The costly channels-last set gets a worker of its own.
+    assert [("float32", "channels_last")] in groups
+
+    from fastnorm import runtime
+
+    monkeypatch.setattr(runtime, "cache_dir", lambda: None)
+    assert bench.compile_ahead(cases, processes=2) == []

@@ -46,7 +46,7 @@ def columns_plan(P, K):
     return block_rows, part_rows, parts
 
 
-@njit(inline="always", **KERNEL_OPTIONS)
+@njit(**KERNEL_OPTIONS)
 def _range_moments(xf, base, K, r0, r1, block_rows, mean, m2, bmean, bm2):
     """Per-column (mean, M2) of rows [r0, r1) into ``mean``/``m2``; returns count."""
     count = 0.0
@@ -101,7 +101,7 @@ def _block_column_moments(xb, bmean, bm2):
             bm2[k] += d * d
 
 
-@njit(inline="always", **KERNEL_OPTIONS)
+@njit(**KERNEL_OPTIONS)
 def _range_grad_sums(dyf, xf, base, K, r0, r1, colmean, sdy, sdyxc):
     g2 = dyf[base + r0 * K : base + r1 * K].reshape(r1 - r0, K)
     x2 = xf[base + r0 * K : base + r1 * K].reshape(r1 - r0, K)
@@ -157,7 +157,7 @@ def _range_backward(dyf, xf, dxf, base, K, r0, r1, cols):
             out[k] = backward_value(g[k], row[k], mean_hi[k], a[k], k2[k], mdy_hi[k], c[k])
 
 
-@njit(inline="always", **KERNEL_OPTIONS)
+@njit(**KERNEL_OPTIONS)
 def _merge_channel_moments(n, C, Q, M, counts, means, m2s, eps, stats):
     """Merge the Q columns of each channel of sample n (parts already merged)."""
     for c in range(C):
@@ -227,7 +227,7 @@ def _wave_size(P, K):
     return max(1, WAVE // (P * K))
 
 
-@njit(inline="always", **KERNEL_OPTIONS)
+@njit(**KERNEL_OPTIONS)
 def _expand_forward(n, C, Q, M, gamma, beta, stats, coef, mean_hi, scale, shift):
     """Per-column (mean_hi, scale, shift) of sample n in the data dtype."""
     for c in range(C):
@@ -240,7 +240,7 @@ def _expand_forward(n, C, Q, M, gamma, beta, stats, coef, mean_hi, scale, shift)
                 shift[k] = coef[s, 2]
 
 
-@njit(inline="always", **KERNEL_OPTIONS)
+@njit(**KERNEL_OPTIONS)
 def _expand_backward(n, C, Q, M, gamma, stats, coef, cols):
     """Per-column backward coefficients (5, K) of sample n in the data dtype."""
     for c in range(C):
@@ -261,7 +261,7 @@ def _expand_backward(n, C, Q, M, gamma, stats, coef, cols):
                     cols[j, k] = coef[s, j]
 
 
-@njit(inline="always", **KERNEL_OPTIONS)
+@njit(**KERNEL_OPTIONS)
 def _column_means(n, C, Q, M, stats, colmean):
     # Explicit loops, here and below: inside a parallel kernel an array
     # expression outside prange becomes a parallel region of its own, and
@@ -272,7 +272,7 @@ def _column_means(n, C, Q, M, stats, colmean):
                 colmean[k] = stats[MEAN, n * C + c]
 
 
-@njit(inline="always", **KERNEL_OPTIONS)
+@njit(**KERNEL_OPTIONS)
 def _merge_channel_sums(n, C, Q, M, sdy, sdyxc, stats):
     """Per-channel sums of sample n from per-part column sums (parts, K)."""
     for c in range(C):
@@ -292,7 +292,7 @@ def _merge_channel_sums(n, C, Q, M, sdy, sdyxc, stats):
         stats[SUM_DYXC, s] = b
 
 
-@njit(inline="always", **KERNEL_OPTIONS)
+@njit(**KERNEL_OPTIONS)
 def _forward_sample(n, xf, yf, P, C, Q, M, gamma, beta, eps, stats, given, coef):
     """Statistics (unless given) and output of a single-part sample."""
     K = M * C * Q
@@ -310,7 +310,7 @@ def _forward_sample(n, xf, yf, P, C, Q, M, gamma, beta, eps, stats, given, coef)
     _range_normalize(xf, yf, base, K, 0, P, mean_hi, scale, shift)
 
 
-@njit(inline="always", **KERNEL_OPTIONS)
+@njit(**KERNEL_OPTIONS)
 def _backward_sample(n, dyf, xf, dxf, P, C, Q, M, gamma, eps, stats, given, coef):
     """Statistics and sums (unless given) and dx of a single-part sample."""
     K = M * C * Q

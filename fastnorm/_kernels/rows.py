@@ -64,7 +64,7 @@ def _next_block(off, q0, row_stride, Q):
     return off, q0
 
 
-@njit(inline="always", **KERNEL_OPTIONS)
+@njit(**KERNEL_OPTIONS)
 def _range_moments(xf, base, row_stride, Q, per_row, j0, j1):
     """(count, mean, M2) of blocks [j0, j1) of the slice starting at base."""
     count = 0.0
@@ -80,7 +80,7 @@ def _range_moments(xf, base, row_stride, Q, per_row, j0, j1):
     return count, mean, m2
 
 
-@njit(inline="always", **KERNEL_OPTIONS)
+@njit(**KERNEL_OPTIONS)
 def _range_grad_sums(dyf, xf, base, row_stride, Q, per_row, j0, j1, mean):
     sum_dy = 0.0
     sum_dyxc = 0.0
@@ -96,7 +96,7 @@ def _range_grad_sums(dyf, xf, base, row_stride, Q, per_row, j0, j1, mean):
     return sum_dy, sum_dyxc
 
 
-@njit(inline="always", **KERNEL_OPTIONS)
+@njit(**KERNEL_OPTIONS)
 def _range_normalize(xf, yf, base, row_stride, Q, per_row, j0, j1, coef, s):
     mean_hi, scale, shift = coef[s, 0], coef[s, 1], coef[s, 2]
     off, q0 = _first_block(j0, per_row, row_stride)
@@ -108,7 +108,7 @@ def _range_normalize(xf, yf, base, row_stride, Q, per_row, j0, j1, coef, s):
         off, q0 = _next_block(off, q0, row_stride, Q)
 
 
-@njit(inline="always", **KERNEL_OPTIONS)
+@njit(**KERNEL_OPTIONS)
 def _range_backward(dyf, xf, dxf, base, row_stride, Q, per_row, j0, j1, coef, s):
     mean_hi, a, k, mdy_hi, c = coef[s, 0], coef[s, 1], coef[s, 2], coef[s, 3], coef[s, 4]
     off, q0 = _first_block(j0, per_row, row_stride)
