@@ -316,6 +316,17 @@ def test_one_element_slices_backward(rng, shape, axis, dtype):
     assert _rel(dbeta, dbeta_ref) <= 1e-6
 
 
+def test_float64_variance_overflow_is_inf_not_nan(rng):
+    # Finite inputs whose squares overflow: invstd 0, so y is beta (as a
+    # float64 two-pass computation gives), never NaN.
+    x = rng.standard_normal((2, 3, 50)) * 1e300
+    beta = np.array([1.0, 2.0, 3.0])
+    y = fastnorm.instance_norm(x, beta=beta)
+    np.testing.assert_array_equal(y, np.broadcast_to(beta[None, :, None], x.shape))
+    mean, invstd = fastnorm.instance_norm_stats(x)
+    assert np.isfinite(mean).all() and (invstd == 0).all()
+
+
 @pytest.mark.parametrize("shape, axis", SHAPES_AXES)
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_poisons_only_its_slice(rng, shape, axis, bad):

@@ -60,6 +60,10 @@ def block_moments(w):
     m2 = s2 - s * shift
     if m2 < 0.0:  # rounding; a NaN passes through
         m2 = 0.0
+    elif m2 != m2 and abs(s) < math.inf:
+        # Finite data whose squares overflow float64 (|x| > 1e154): the
+        # variance is inf, as a two-pass sum would say; inf - inf is no NaN input.
+        m2 = math.inf
     return x0 + shift, m2
 
 
