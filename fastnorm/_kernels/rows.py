@@ -190,10 +190,11 @@ def _backward_coefficients_of(stats, s, gamma_c, coef):
 
 # --------------------------------------------------------------------------
 # Short slices: P == 1 and Q <= BLOCK, so every slice is one block and one
-# row of the (slices, Q) matrix.  Slices are handled in groups of about PART
-# elements, one task per group, each slice from statistics to output while
-# its row sits in L1 (the second sweep never leaves the core).  2-D indexing
-# from ranges lets Numba drop negative-index fix-ups.
+# row of the (slices, Q) matrix.  Slices are handled in groups (at most PART
+# elements and GROUP_SLICES slices), one task per group, each slice from
+# statistics to output while its row sits in L1 (the second sweep never
+# leaves the core).  2-D indexing from ranges lets Numba drop negative-index
+# fix-ups.
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
