@@ -103,6 +103,7 @@ def test_busy_parallel_section_runs_serial_twin():
     "shape, axis",
     [
         ((2, 8, 64, 64), 1),  # rows family, one part per slice
+        ((64, 128, 4, 4), 1),  # rows family, groups of short slices
         ((1, 2, 300, 500), 1),  # rows family, slices split into parts
         ((2, 96, 96, 32), -1),  # columns family, samples split into parts
         ((2, 256, 256, 3), -1),  # columns family, rows folded, split into parts
@@ -117,7 +118,7 @@ def test_serial_twin_matches_parallel_kernel(rng, shape, axis, op):
     lay = F.layout_of(x, axis)
     xf, dyf = F.flat_view(x, x.dtype), F.flat_view(dy, dy.dtype)
     serial, parallel = lay.kernels[op]
-    gamma, beta = np.full(lay.C, 1.5), np.full(lay.C, 0.25)
+    gamma, beta = np.full(lay.C, 1.5, np.float32), np.full(lay.C, 0.25, np.float32)
     results = []
     for kernel in (serial, parallel):
         stats = np.zeros((K.STATS_COLUMNS, lay.N * lay.C))
