@@ -263,9 +263,9 @@ def _expand_backward(n, C, Q, M, gamma, stats, coef, cols):
 
 @njit(**KERNEL_OPTIONS)
 def _column_means(n, C, Q, M, stats, colmean):
-    # Explicit loops, here and below: inside a parallel kernel an array
-    # expression outside prange becomes a parallel region of its own, and
-    # dozens of tiny region launches per call cost milliseconds.
+    # Explicit loops, here and in every helper a parallel kernel calls: if
+    # one is ever inlined there, an array expression outside prange becomes a
+    # parallel region of its own (dozens of tiny launches cost milliseconds).
     for c in range(C):
         for ph in range(M):
             for k in range((ph * C + c) * Q, (ph * C + c + 1) * Q):
