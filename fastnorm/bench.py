@@ -861,16 +861,19 @@ def compile_ahead(cases, processes: int = 2) -> list[list[tuple[str, str]]]:
     workers = []
     for group in groups:
         calls = "; ".join(f"fastnorm.warmup(dtypes=[{d!r}], layouts=[{lay!r}])" for d, lay in group)
-        workers.append(
-            subprocess.Popen(
-                [sys.executable, "-c", f"import fastnorm; {calls}"],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+        try:
+            workers.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", f"import fastnorm; {calls}"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
             )
-        )
+        except OSError:  # no interpreter to start: compile in this process later
+            break
     for worker in workers:
         worker.wait()
-    return groups
+    return groups if len(workers) == len(groups) else []
 
 
 def run_benchmark(cases, threads: int, rounds: int, min_time: float, progress) -> dict:
