@@ -12,10 +12,15 @@ the in-memory kernel's on one chunk.
 from __future__ import annotations
 
 import argparse
+import os
+import site
 import time
 from typing import ClassVar
 
 import numpy as np
+
+#: The directory holding ``asv_benches``.
+_REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _cluster(numba_threads: int | None = None):
@@ -32,7 +37,11 @@ def _cluster(numba_threads: int | None = None):
         silence_logs=40,
         env=env,
     )
-    return cluster, Client(cluster)
+    client = Client(cluster)
+    # Helpers of this module (``_touch``) reach the workers by reference: under
+    # asv it is ``asv_benches.bench_dask``, which they import from the repository.
+    client.run(site.addsitedir, _REPOSITORY)
+    return cluster, client
 
 
 def _random(shape, chunks, client):
