@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import gc
 import itertools
-import json
 import re
 import warnings
 import weakref
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,15 +14,6 @@ import pytest
 import fastnorm
 from fastnorm import initializers
 from fastnorm.layer import InstanceNorm, Parameter, ParameterDict
-
-GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden" / "mxnet_instancenorm.npz"
-
-
-def _golden_keys() -> list:
-    if not GOLDEN.is_file():
-        return [pytest.param(None, marks=pytest.mark.skip(reason=f"{GOLDEN} not found"))]
-    with np.load(GOLDEN) as data:
-        return sorted({name.split("/")[0] for name in data.files}, key=int)
 
 
 def _layer(x, **kwargs) -> InstanceNorm:
@@ -54,12 +43,9 @@ def test_gluon_doc_example():
     assert repr(layer) == "InstanceNorm(eps=1e-05, axis=1, center=True, scale=False, in_channels=1)"
 
 
-@pytest.mark.parametrize("key", _golden_keys())
-def test_golden_through_layer(key):
-    with np.load(GOLDEN) as data:
-        case = {f: data[f"{key}/{f}"] for f in ("x", "gamma", "beta", "y", "dy", "dx")}
-        case.update(dgamma=data[f"{key}/dgamma"], dbeta=data[f"{key}/dbeta"])
-        meta = json.loads(str(data[f"{key}/meta"]))
+def test_golden_through_layer(golden_case):
+    # golden_case: every MXNet golden vector (parametrized in conftest).
+    case, meta = golden_case, golden_case["meta"]
     layer = InstanceNorm(axis=meta["axis"], epsilon=meta["eps"], center=True, scale=True)
     layer.initialize()
     layer.gamma.set_data(case["gamma"])
