@@ -344,13 +344,17 @@ def _file_lock(directory: str):
         os.close(fd)  # closing releases the lock
 
 
+def _kernel_sources(kernels_dir: str) -> list:
+    """Names of the kernel source files, sorted."""
+    return sorted(name for name in os.listdir(kernels_dir) if name.endswith(".py"))
+
+
 def _kernel_sources_hash(kernels_dir: str) -> str:
     """sha256 of every kernel source file, in name order."""
     digest = hashlib.sha256()
-    for name in sorted(os.listdir(kernels_dir)):
-        if name.endswith(".py"):
-            with open(os.path.join(kernels_dir, name), "rb") as f:
-                digest.update(name.encode() + b"\0" + f.read())
+    for name in _kernel_sources(kernels_dir):
+        with open(os.path.join(kernels_dir, name), "rb") as f:
+            digest.update(name.encode() + b"\0" + f.read())
     return digest.hexdigest()
 
 
@@ -412,9 +416,13 @@ def _load_kernels():
     finally:
         _numba_config.CACHE_LOCATOR_CLASSES = saved
     sources_hash = _kernel_sources_hash(kernels_dir)
-    for name in ("rows", "columns", "common", "table"):
-        module = getattr(kernels, name, None)
-        for obj in vars(module).values() if module else ():
+    for source in _kernel_sources(kernels_dir):  # every module the hash covers
+        name = source[: -len(".py")]
+        if name == "__init__":
+            module = kernels
+        else:
+            module = importlib.import_module(f"{kernels.__name__}.{name}")
+        for obj in vars(module).values():
             cache = getattr(obj, "_cache", None)
             if not isinstance(cache, caching.Cache):
                 continue
