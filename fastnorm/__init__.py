@@ -2,14 +2,24 @@
 
 # runtime first: it imports the kernels so that an unwritable cache is never an error
 from . import runtime as runtime
-from .functional import instance_norm, instance_norm_backward, instance_norm_stats
-from .layer import InstanceNorm, Parameter
+from .functional import (
+    group_norm,
+    group_norm_backward,
+    group_norm_stats,
+    instance_norm,
+    instance_norm_backward,
+    instance_norm_stats,
+)
+from .layers import InstanceNorm, Parameter
 from .runtime import get_num_threads, set_num_threads, threading_layer, warmup
 
 __all__ = [
     "InstanceNorm",
     "Parameter",
     "get_num_threads",
+    "group_norm",
+    "group_norm_backward",
+    "group_norm_stats",
     "instance_norm",
     "instance_norm_backward",
     "instance_norm_stats",

@@ -13,7 +13,7 @@ import pytest
 
 import fastnorm
 from fastnorm import initializers
-from fastnorm.layer import InstanceNorm, Parameter, ParameterDict
+from fastnorm.layers import InstanceNorm, Parameter, ParameterDict
 
 
 def _layer(x, **kwargs) -> InstanceNorm:

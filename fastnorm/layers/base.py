@@ -1,10 +1,13 @@
-"""MXNet Gluon's ``nn.InstanceNorm`` layer on NumPy arrays.
+"""What every fastnorm layer shares: parameters, hooks, modes, files.
 
-:class:`InstanceNorm` holds its gamma and beta as :class:`Parameter` objects
-and manages them the Gluon way (deferred initialization, initializers,
-``collect_params``, save/load, ``cast``, hooks).  All array checks and all
-arithmetic are :mod:`fastnorm.functional`'s; this module only adds the
-parameter bookkeeping and the training-mode cache for ``backward``.
+:class:`Parameter` and :class:`ParameterDict` are Gluon's (deferred
+initialization, initializers, gradients with ``grad_req``).
+:class:`NormBlock` is the one base class of the normalization layers: it owns
+gamma and beta and everything done with them (``initialize``,
+``collect_params``, ``cast``, save/load), hooks, train/eval, the training
+cache behind ``backward``, ``summary`` and ``repr``.  A layer only says how
+its parameters' shape follows from the input and which functions of
+:mod:`fastnorm.functional` normalize and differentiate.
 """
 
 from __future__ import annotations
@@ -14,14 +17,14 @@ import re
 import warnings
 import weakref
 import zipfile
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 
 import numpy as np
 
-from . import functional as F
-from . import initializers
+from .. import functional as F
+from .. import initializers
 
-__all__ = ["HookHandle", "InstanceNorm", "Parameter", "ParameterDict"]
+__all__ = ["HookHandle", "NormBlock", "Parameter", "ParameterDict"]
 
 _GRAD_REQS = ("write", "add", "null")
 _DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
@@ -106,15 +109,18 @@ class Parameter:
     @shape.setter
     def shape(self, new):
         new = self._check_shape(new)
-        old = self._shape
-        # Only unknown (0) dimensions may change, as in Gluon.
-        if old is not None and (
-            len(old) != len(new) or any(o not in (0, n) for o, n in zip(old, new, strict=True))
-        ):
+        if not self._accepts_shape(new):
             raise ValueError(
-                f"Parameter '{self.name}' has shape {old}, which is incompatible with {new}"
+                f"Parameter '{self.name}' has shape {self._shape}, which is incompatible with {new}"
             )
         self._shape = new
+
+    def _accepts_shape(self, new: tuple) -> bool:
+        """Whether the shape may become ``new``: only unknown (0) dimensions change, as in Gluon."""
+        old = self._shape
+        return old is None or (
+            len(old) == len(new) and all(o in (0, n) for o, n in zip(old, new, strict=True))
+        )
 
     @property
     def dtype(self) -> np.dtype:
@@ -316,113 +322,147 @@ class HookHandle:
 
 
 # --------------------------------------------------------------------------
-# the layer
+# the base layer
 
-_counter = itertools.count()
+#: Default-prefix counters, one per layer kind: Gluon numbers instancenorm0,
+#: instancenorm1, ... independently of groupnorm0, layernorm0, ...
+_COUNTERS: defaultdict = defaultdict(itertools.count)
 
 
-class InstanceNorm:
-    r"""Instance normalization layer with MXNet Gluon's interface.
+def check_bool(name: str, value) -> bool:
+    """``value`` as a bool, or a TypeError naming ``name``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
 
-    Every (sample, channel) slice is normalized over all other axes::
 
-        out = (x - mean) / sqrt(var + epsilon) * gamma[c] + beta[c]
+def check_size(name: str, value, hint: str) -> int:
+    """A non-negative int (not a bool), or a TypeError/ValueError naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0 ({hint}), got {value}")
+    return int(value)
+
+
+class NormBlock:
+    """The base class of fastnorm's layers: gamma, beta and their bookkeeping.
+
+    It owns the parameters and everything done with them (``initialize``,
+    ``collect_params``, ``cast``, ``save_parameters``/``load_parameters``),
+    forward hooks, train/eval modes, the training-mode cache ``backward``
+    uses, ``summary`` and ``repr``.  A layer subclasses it, calls
+    ``super().__init__`` with its parameters' shape and implements:
+
+    ``_prepare(x) -> x``
+        x as an array, with gamma and beta fitted to it (usually through
+        :meth:`_fit_params`, which also finishes a deferred initialization).
+    ``_normalize(x, gamma, beta, out) -> y``
+        The inference forward.
+    ``_stats(x) -> (mean, invstd)``
+        The statistics a training forward keeps for the backward.
+    ``_normalize_with_stats(x, mean, invstd, gamma, beta, out) -> y``
+        The forward with those statistics.
+    ``_gradients(dy, x, gamma, mean, invstd, out) -> (dx, dgamma, dbeta)``
+        The backward with the saved statistics; dgamma and dbeta have the
+        parameters' shape.
 
     Parameters
     ----------
-    axis : int, default 1
-        The channel axis (any axis but 0; negative allowed).
-    epsilon : float, default 1e-5
-        Added to the variance inside the square root.
-    center : bool, default True
-        Whether beta is trained (grad_req 'write'; 'null' when False).
-    scale : bool, default False
-        Whether gamma is trained (grad_req 'write'; 'null' when False).
+    param_shape : tuple of int
+        The shape of gamma and beta; 0 marks a dimension inferred at the
+        first call (deferred initialization).
+    epsilon : float
+        Added to the variance inside the square root; checked here, so a bad
+        value fails at construction rather than at the first call.
+    center, scale : bool
+        Whether beta and gamma are trained (grad_req ``'write'``, else
+        ``'null'``).  Both are always applied, as in MXNet 1.9.1.
     beta_initializer, gamma_initializer : initializer spec
-        ``'zeros'`` and ``'ones'`` by default; see :mod:`fastnorm.initializers`.
-    in_channels : int, default 0
-        Number of channels; 0 defers the parameters' shape to the first call.
-    prefix : str, optional
-        Parameter name prefix; by default ``'instancenorm<k>_'``.
-
-    Notes
-    -----
-    Differences from MXNet's docstring and from Gluon:
-
-    - gamma and beta are **always applied**.  ``center`` and ``scale`` only
-      decide whether they get gradients.  MXNet's docstring says "If False,
-      gamma is not used", but MXNet 1.9.1 applies gamma anyway (set gamma to
-      2 with ``scale=False`` and the output has std 2 per slice); we do what
-      MXNet does, not what it says.
-    - The normalization uses ``sqrt(var + eps)``, as MXNet computes (its
-      docstring's ``sqrt(var) + eps`` is a slip).
-    - Not only float32: float16, float32 and float64 inputs, in any memory
-      layout; the input's dtype need not match the parameters'.
-    - A channel axis other than 1 is normalized in place by the kernels (no
-      axis swaps and copies).
-    - There is no autograd: after a forward in training mode (``train()``),
-      :meth:`backward` takes ``dy`` and returns ``dx``, filling the
-      parameters' gradients.  Inference (the default) keeps no reference
-      to the input or the output.
-
-    Examples
-    --------
-    >>> layer = InstanceNorm()
-    >>> layer.initialize()
-    >>> x = np.array([[[1.1, 2.2]], [[3.3, 4.4]]], dtype=np.float32)
-    >>> layer(x)  # MXNet prints [[[-0.99998355 0.99998331]] [[-0.99998319 0.99998361]]]
-    array([[[-0.9999835 ,  0.9999835 ]],
-    <BLANKLINE>
-           [[-0.99998343,  0.99998343]]], dtype=float32)
+        See :mod:`fastnorm.initializers`.
+    prefix : str or None
+        Parameter name prefix; None gives ``'<_prefix_hint><k>_'``.
+    kwargs : dict
+        The ``name=value`` pairs :meth:`__repr__` shows, in order.
     """
+
+    #: Stem of the default prefix (``'instancenorm'`` gives ``'instancenorm0_'``).
+    _prefix_hint = "normblock"
 
     def __init__(
         self,
-        axis=1,
-        epsilon=1e-5,
-        center=True,
-        scale=False,
-        beta_initializer="zeros",
-        gamma_initializer="ones",
-        in_channels=0,
         *,
-        prefix=None,
+        param_shape: tuple,
+        epsilon,
+        center,
+        scale,
+        beta_initializer,
+        gamma_initializer,
+        prefix,
+        kwargs: dict,
     ):
-        for flag, value in (("center", center), ("scale", scale)):
-            if not isinstance(value, (bool, np.bool_)):
-                raise TypeError(f"{flag} must be a bool, got {value!r}")
-        if isinstance(in_channels, (bool, np.bool_)) or not isinstance(
-            in_channels, (int, np.integer)
-        ):
-            raise TypeError(f"in_channels must be an int, got {in_channels!r}")
-        if in_channels < 0:
-            raise ValueError(
-                f"in_channels must be >= 0 (0: infer at first call), got {in_channels}"
-            )
+        center = check_bool("center", center)
+        scale = check_bool("scale", scale)
         if prefix is None:
-            prefix = f"instancenorm{next(_counter)}_"
+            prefix = f"{self._prefix_hint}{next(_COUNTERS[self._prefix_hint])}_"
         elif not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, got {prefix!r}")
-        self._axis = axis
-        self._epsilon = F.check_eps(epsilon)  # fail at construction, not first call
-        self._kwargs = {"eps": epsilon, "axis": axis, "center": center, "scale": scale}
+        self._epsilon = F.check_eps(epsilon)
+        self._kwargs = kwargs
         self.prefix = prefix
         self.gamma = Parameter(
             prefix + "gamma",
             grad_req="write" if scale else "null",
-            shape=(int(in_channels),),
+            shape=param_shape,
             init=initializers.create(gamma_initializer, "gamma_initializer"),
         )
         self.beta = Parameter(
             prefix + "beta",
             grad_req="write" if center else "null",
-            shape=(int(in_channels),),
+            shape=param_shape,
             init=initializers.create(beta_initializer, "beta_initializer"),
         )
+        # Structural name -> Parameter: the keys of saved files, in order.
+        self._reg_params = OrderedDict((("gamma", self.gamma), ("beta", self.beta)))
         self._training = False
         self._saved = None  # (x, mean, invstd, gamma) of the last training forward
         self._forward_pre_hooks: OrderedDict = OrderedDict()
         self._forward_hooks: OrderedDict = OrderedDict()
+
+    # -- what a layer implements ----------------------------------------------
+
+    def _prepare(self, x):
+        raise NotImplementedError
+
+    def _normalize(self, x, gamma, beta, out):
+        raise NotImplementedError
+
+    def _stats(self, x):
+        raise NotImplementedError
+
+    def _normalize_with_stats(self, x, mean, invstd, gamma, beta, out):
+        raise NotImplementedError
+
+    def _gradients(self, dy, x, gamma, mean, invstd, out):
+        raise NotImplementedError
+
+    def _repr_suffix(self) -> str:
+        """Text after the keyword arguments in :meth:`__repr__` (e.g. in_channels)."""
+        return ""
+
+    def _fit_params(self, shape: tuple, mismatch) -> None:
+        """Give gamma and beta ``shape``, finishing a deferred initialization.
+
+        ``mismatch(known_shape)`` returns the message of the ValueError
+        raised when a parameter already has a different known shape.
+        """
+        for p in self._reg_params.values():
+            if p._shape == shape:
+                continue
+            if not p._accepts_shape(shape):
+                raise ValueError(mismatch(p._shape))
+            p.shape = shape
+            p._finish_deferred_init()
 
     # -- structure ----------------------------------------------------------
 
@@ -430,20 +470,20 @@ class InstanceNorm:
     def name(self) -> str:
         return self.prefix[:-1] if self.prefix.endswith("_") else self.prefix
 
-    def _params(self) -> dict:
+    def _params(self) -> OrderedDict:
         """Structural name -> Parameter (the keys of saved files)."""
-        return {"gamma": self.gamma, "beta": self.beta}
+        return self._reg_params
 
     def __repr__(self):
         content = ", ".join(f"{k}={v!r}" for k, v in self._kwargs.items())
-        return f"{type(self).__name__}({content}, in_channels={self.gamma.shape[0]})"
+        return f"{type(self).__name__}({content}{self._repr_suffix()})"
 
     def collect_params(self, select=None) -> ParameterDict:
         """Parameters by full name; ``select`` is a regex matched at the start.
 
         ``collect_params('.*gamma')`` returns only gamma, as in Gluon.
         """
-        params = [self.gamma, self.beta]
+        params = list(self._reg_params.values())
         if select is not None:
             if not isinstance(select, str):
                 raise TypeError(f"select must be a regular expression string, got {select!r}")
@@ -457,7 +497,7 @@ class InstanceNorm:
         return ParameterDict((p.name, p) for p in params)
 
     def initialize(self, init=None, force_reinit=False):
-        """Initialize gamma and beta (deferred while ``in_channels`` is unknown).
+        """Initialize gamma and beta (deferred while their shape is unknown).
 
         As in Gluon, ``init`` is only the default for parameters without an
         initializer of their own; gamma and beta have theirs
@@ -469,20 +509,23 @@ class InstanceNorm:
     def cast(self, dtype):
         """Cast the parameters (and their gradients) to float16/32/64."""
         dt = _float_dtype(dtype)
-        for p in self._params().values():
+        for p in self._reg_params.values():
             p.cast(dt)
         return self
 
     # -- save / load ----------------------------------------------------------
 
     def save_parameters(self, path):
-        """Save gamma and beta to a NumPy ``.npz`` file at exactly ``path``."""
+        """Save the parameters to a NumPy ``.npz`` file at exactly ``path``.
+
+        Keys are the structural names (``'gamma'``, ``'beta'``).
+        """
         arrays = {}
-        for key, p in self._params().items():
+        for key, p in self._reg_params.items():
             if p._data is None:
                 raise RuntimeError(
                     f"cannot save Parameter '{p.name}': it is not initialized "
-                    "(call layer.initialize() and, with in_channels=0, layer(x) once)"
+                    "(call layer.initialize() and, while its shape is deferred, layer(x) once)"
                 )
             arrays[key] = p._data
         # A file object, so numpy does not append '.npz' to the name.
@@ -494,7 +537,7 @@ class InstanceNorm:
 
         Keys may be structural (``'gamma'``) or full names
         (``'instancenorm0_gamma'``).  Values are cast to the parameters'
-        dtype; an unknown channel count is taken from the file.
+        dtype; dimensions not known yet (deferred) are taken from the file.
 
         Raises
         ------
@@ -502,6 +545,7 @@ class InstanceNorm:
             For a parameter missing from the file (unless ``allow_missing``),
             a name in the file the layer does not have (unless
             ``ignore_extra``), a shape mismatch, or a file that is not .npz.
+            Nothing is changed when it raises.
         """
         try:
             with np.load(path, allow_pickle=False) as f:
@@ -510,7 +554,7 @@ class InstanceNorm:
             if isinstance(exc, FileNotFoundError):
                 raise
             raise ValueError(f"{str(path)!r} is not a NumPy .npz parameters file: {exc}") from None
-        params = self._params()
+        params = self._reg_params
         by_full = {p.name: key for key, p in params.items()}
         found, extra = {}, []
         for k, v in loaded.items():
@@ -537,7 +581,7 @@ class InstanceNorm:
                 raise ValueError(
                     f"parameter '{key}' in {str(path)!r} has dtype {value.dtype}, not numbers"
                 )
-            if p._shape_known() and value.shape != p.shape:
+            if not p._accepts_shape(value.shape):
                 raise ValueError(
                     f"parameter '{key}' in {str(path)!r} has shape {value.shape}, "
                     f"but the layer's {p.name} has shape {p.shape}"
@@ -586,22 +630,6 @@ class InstanceNorm:
 
     # -- forward / backward ------------------------------------------------------
 
-    def _prepare(self, x):
-        """x as an array, with gamma/beta ready for its channel count."""
-        x, _ = F.float_input("x", x)
-        channels = F.layout_of(x, self._axis).C
-        for p in (self.gamma, self.beta):
-            known = p.shape[0]
-            if known == 0:
-                p.shape = (channels,)
-                p._finish_deferred_init()
-            elif known != channels:
-                raise ValueError(
-                    f"{self!r} expects {known} channels on axis {self._axis}, but x of "
-                    f"shape {x.shape} has {channels}"
-                )
-        return x
-
     def __call__(self, x, out=None):
         for hook in list(self._forward_pre_hooks.values()):
             hook(self, (x,))
@@ -611,9 +639,10 @@ class InstanceNorm:
         return y
 
     def forward(self, x, out=None):
-        """Normalize ``x``; ``out`` is passed to :func:`fastnorm.instance_norm`.
+        """Normalize ``x``; ``out`` (optional) receives the result.
 
-        In training mode the statistics are computed once and kept, with x,
+        ``out`` must have x's shape and dtype and may be ``x`` itself.  In
+        training mode the statistics are computed once and kept, with x,
         for :meth:`backward`.  x is kept by reference, not copied (except
         when ``out`` overlaps it): do not modify it in place before the
         backward.
@@ -621,12 +650,12 @@ class InstanceNorm:
         x = self._prepare(x)
         gamma, beta = self.gamma.data(), self.beta.data()
         if not self._training:
-            return F.instance_norm(x, gamma, beta, axis=self._axis, eps=self._epsilon, out=out)
+            return self._normalize(x, gamma, beta, out)
         self._saved = None
-        mean, invstd = F.instance_norm_stats(x, axis=self._axis, eps=self._epsilon)
+        mean, invstd = self._stats(x)
         # Writing y over x would destroy the input the backward needs.
         saved_x = x.copy() if out is not None and np.may_share_memory(out, x) else x
-        y = F.normalize_with_stats(x, mean, invstd, gamma, beta, axis=self._axis, out=out)
+        y = self._normalize_with_stats(x, mean, invstd, gamma, beta, out)
         # gamma is copied: an optimizer step between forward and backward
         # must not change the gradient of the forward that was run.
         self._saved = (saved_x, mean, invstd, gamma.copy())
@@ -644,7 +673,7 @@ class InstanceNorm:
         dy : array_like
             Gradient of the loss with respect to the forward's output.
         out : numpy.ndarray, optional
-            Receives dx (see :func:`fastnorm.instance_norm_backward`).
+            Receives dx (same rules as the functional backward's ``out``).
 
         Returns
         -------
@@ -657,9 +686,7 @@ class InstanceNorm:
                 "then layer(x), then layer.backward(dy) (once per forward)"
             )
         x, mean, invstd, gamma = self._saved
-        dx, dgamma, dbeta = F.instance_norm_backward(
-            dy, x, gamma, axis=self._axis, eps=self._epsilon, mean=mean, invstd=invstd, out=out
-        )
+        dx, dgamma, dbeta = self._gradients(dy, x, gamma, mean, invstd, out)
         for p, g in ((self.gamma, dgamma), (self.beta, dbeta)):
             if p.grad_req == "write":
                 p._grad[...] = g
@@ -682,7 +709,7 @@ class InstanceNorm:
             y = self(x)
         finally:
             self._training, self._saved = mode, saved
-        params = list(self._params().values())
+        params = list(self._reg_params.values())
         total = sum(p.data().size for p in params)
         trainable = sum(p.data().size for p in params if p.grad_req != "null")
         line = "-" * 80
