@@ -2,14 +2,7 @@
 
 # runtime first: it imports the kernels so that an unwritable cache is never an error
 from . import runtime as runtime
-from .functional import (
-    group_norm,
-    group_norm_backward,
-    group_norm_stats,
-    instance_norm,
-    instance_norm_backward,
-    instance_norm_stats,
-)
+from .functional import instance_norm, instance_norm_backward, instance_norm_stats
 from .layers import InstanceNorm, Parameter
 from .runtime import get_num_threads, set_num_threads, threading_layer, warmup
 
@@ -17,9 +10,6 @@ __all__ = [
     "InstanceNorm",
     "Parameter",
     "get_num_threads",
-    "group_norm",
-    "group_norm_backward",
-    "group_norm_stats",
     "instance_norm",
     "instance_norm_backward",
     "instance_norm_stats",
