@@ -240,11 +240,11 @@ def _read_ndarray(r: _Reader, index: int, count: int) -> np.ndarray:
     size = math.prod(dims)
     # Checked before any allocation: a hostile shape fails here, at no cost.
     raw = r.take(size * dtype.itemsize, f"{what} data of shape {tuple(dims)} and dtype {dtype}")
+    # Both branches return a fresh array owning its data (never a view of the file).
     if dtype.kind == "b":
         # Normalize: any nonzero byte is True, as mshadow's bool reads it.
-        return (np.frombuffer(raw, dtype=np.uint8) != 0).reshape(dims)
-    native = dtype.newbyteorder("=")
-    return np.frombuffer(raw, dtype=dtype).astype(native, copy=True).reshape(dims)
+        return np.frombuffer(raw, dtype=np.uint8).reshape(dims) != 0
+    return np.frombuffer(raw, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
 
 
 def _parse_mxnet(data: bytes, name: str):
