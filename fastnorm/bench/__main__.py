@@ -1,0 +1,7 @@
+"""``python -m fastnorm.bench``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
