@@ -34,8 +34,11 @@ Files are untrusted input.  Any malformed content raises ``ValueError``
 naming the file and the byte offset; nothing is unpickled, and every
 declared count, ndim and shape is checked against the bytes that remain
 before anything of that size is allocated, so a file never makes the
-reader allocate more than about its own size again.  Errors opening or
-reading the file itself (missing file, permissions) stay ``OSError``.
+reader allocate more than about its own size again.  ``.npz`` files read by
+:func:`read_parameter_file` get the same checks against their members'
+sizes (a deflated member may expand at most 1032-fold, deflate's limit).
+Errors opening or reading the file itself (missing file, permissions) stay
+``OSError``.
 """
 
 from __future__ import annotations
@@ -94,6 +97,8 @@ _MAX_NDIM = 64
 # declared counts up front (the loops are bounded by the bytes anyway).
 _MIN_RECORD_BYTES = 4
 _MIN_NAME_BYTES = 8
+# Deflate's maximum expansion (RFC 1951: 258 bytes from a ~2-bit code, ~1032:1).
+_MAX_DEFLATE_RATIO = 1032
 
 _U32 = struct.Struct("<I")
 _I32 = struct.Struct("<i")
@@ -107,8 +112,8 @@ _ARG_AUX = ("arg:", "aux:")
 
 
 def _source_name(source) -> str:
-    if isinstance(source, (str, os.PathLike)):
-        return os.fspath(source)
+    if isinstance(source, (str, bytes, os.PathLike)):
+        return os.fsdecode(source)
     return str(getattr(source, "name", "<file object>"))
 
 
@@ -472,6 +477,12 @@ def _parse_npz(data: bytes, name: str) -> dict:
                 key = member[: -len(".npy")]
                 if key in out:
                     raise _npz_error(name, f"array {key!r} appears twice")
+                if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                    raise _npz_error(
+                        name,
+                        f"member {member!r} uses zip compression method {info.compress_type}; "
+                        "NumPy writes only stored or deflated members",
+                    )
                 with zf.open(info) as fp:
                     version = np.lib.format.read_magic(fp)
                     # Version 3.0 differs from 2.0 only by allowing UTF-8 in the header.
@@ -485,6 +496,10 @@ def _parse_npz(data: bytes, name: str) -> dict:
                         raise _npz_error(name, f"array {key!r} holds Python objects")
                     nbytes = math.prod(shape) * dtype.itemsize
                     available = info.file_size - fp.tell()
+                    if info.compress_type == zipfile.ZIP_DEFLATED:
+                        # Deflate expands at most 1032-fold: a larger declared size is
+                        # a lie, and would let a tiny file claim a huge allocation.
+                        available = min(available, _MAX_DEFLATE_RATIO * info.compress_size)
                     if nbytes > available:
                         raise _npz_error(
                             name,
@@ -565,12 +580,14 @@ def read_parameter_file(path, prefix=""):
     data = _read_bytes(path)
     if data[:8] == _U64.pack(_LIST_MAGIC):
         arrays, names = _parse_mxnet(data, name)
-        if names is None:
+        if names is None and arrays:
             raise ValueError(
                 f"{name!r} is an unnamed MXNet list of {len(arrays)} arrays (mx.nd.save of a "
                 "list), not named parameters; read it with fastnorm.io.load_mxnet_params"
             )
-        loaded = dict(zip(names, arrays, strict=True))
+        # An empty file has no names either: Gluon's save_parameters of a block
+        # without parameters writes one.
+        loaded = dict(zip(names or [], arrays, strict=True))
     elif data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
         loaded = _parse_npz(data, name)
     else:

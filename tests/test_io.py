@@ -265,12 +265,49 @@ def test_npz_hostile_header_is_bounded(tmp_path):
     assert peak < 1 << 20
 
 
+def _patch_u32(data: bytearray, signature: bytes, field: int, value: int) -> None:
+    at = data.index(signature)
+    struct.pack_into("<I", data, at + field, value)
+
+
+def test_npz_lying_deflate_size_is_bounded(tmp_path):
+    """A deflated member whose zip entry claims 2 GiB cannot back a 1 GiB array."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": "<f8", "fortran_order": False, "shape": (1 << 27,)}
+    )
+    good = tmp_path / "good.npz"
+    with zipfile.ZipFile(good, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("gamma.npy", buf.getvalue() + b"\0" * 4096)
+    data = bytearray(good.read_bytes())
+    _patch_u32(data, b"PK\x03\x04", 22, 0x7FFFFFFF)  # local header: uncompressed size
+    _patch_u32(data, b"PK\x01\x02", 24, 0x7FFFFFFF)  # central directory: the same
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(bytes(data))
+
+    def load():
+        with pytest.raises(ValueError, match="declares shape"):
+            read_parameter_file(bad)
+
+    assert _peak_bytes(load) < 1 << 20
+
+
 def test_npz_errors(tmp_path):
     obj = tmp_path / "obj.npz"
     with open(obj, "wb") as f:
         np.savez(f, gamma=np.array([{"a": 1}], dtype=object))
     with pytest.raises(ValueError, match="Python objects"):
         read_parameter_file(obj)
+    bz = tmp_path / "bz.npz"
+    with zipfile.ZipFile(bz, "w", compression=zipfile.ZIP_BZIP2) as zf:
+        zf.writestr("gamma.npy", b"\x93NUMPY")
+    with pytest.raises(ValueError, match="compression method 12"):
+        read_parameter_file(bz)
+    stray = tmp_path / "stray.npz"
+    with zipfile.ZipFile(stray, "w") as zf:
+        zf.writestr("notes.txt", b"hello")
+    with pytest.raises(ValueError, match=r"'notes\.txt' is not a \.npy array"):
+        read_parameter_file(stray)
     good = tmp_path / "good.npz"
     with open(good, "wb") as f:
         np.savez(f, gamma=np.arange(100.0))
@@ -280,6 +317,19 @@ def test_npz_errors(tmp_path):
         bad.write_bytes(data[:cut])
         with pytest.raises(ValueError, match=r"cut\d+\.npz"):
             read_parameter_file(bad)
+
+
+def test_empty_and_bytes_paths(tmp_path):
+    empty = tmp_path / "empty.params"
+    save_mxnet_params(empty, {})  # what Gluon writes for a block without parameters
+    assert load_mxnet_params(empty) == []  # mx.nd.load returns an empty list too
+    assert read_parameter_file(empty) == {}
+    with pytest.raises(ValueError, match="no entry"):
+        read_parameter_file(empty, prefix="1.")
+    as_bytes = os.fsencode(DATA / "instancenorm.params")
+    assert list(read_parameter_file(as_bytes)) == ["gamma", "beta"]
+    with open(DATA / "instancenorm.params", "rb") as f:
+        assert list(read_parameter_file(f, prefix="g")) == ["amma"]
 
 
 def test_write_parameter_file(tmp_path):
