@@ -3,11 +3,13 @@
 # runtime first: it imports the kernels so that an unwritable cache is never an error
 from . import runtime as runtime
 from .functional import instance_norm, instance_norm_backward, instance_norm_stats
-from .layers import InstanceNorm, Parameter
+from .layers import GroupNorm, InstanceNorm, LayerNorm, Parameter
 from .runtime import get_num_threads, set_num_threads, threading_layer, warmup
 
 __all__ = [
+    "GroupNorm",
     "InstanceNorm",
+    "LayerNorm",
     "Parameter",
     "get_num_threads",
     "instance_norm",

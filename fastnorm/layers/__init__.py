@@ -6,6 +6,16 @@ parameters to the input and calls :mod:`fastnorm.functional`.
 """
 
 from .base import HookHandle, NormBlock, Parameter, ParameterDict
+from .group_norm import GroupNorm
 from .instance_norm import InstanceNorm
+from .layer_norm import LayerNorm
 
-__all__ = ["HookHandle", "InstanceNorm", "NormBlock", "Parameter", "ParameterDict"]
+__all__ = [
+    "GroupNorm",
+    "HookHandle",
+    "InstanceNorm",
+    "LayerNorm",
+    "NormBlock",
+    "Parameter",
+    "ParameterDict",
+]
