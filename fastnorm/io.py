@@ -197,32 +197,30 @@ def _read_ndarray(r: _Reader, index: int, count: int) -> np.ndarray:
             raise r.error(f"{what} has unknown storage type {stype}", stype_at)
         shape_at = r.pos
         ndim, dims = _read_shape(r, what, _I32, _I64)
-        # V2 (legacy shape semantics): ndim 0 is an empty "none" NDArray.
-        # V3 (NumPy semantics): ndim 0 is a 0-d array; -1 marks the unknown.
-        unknown = (ndim == -1 or -1 in dims) if magic == _V3_MAGIC else ndim <= 0
-        legacy_none = False
+        # Legacy shape semantics (V2): ndim 0 marks an empty "none" NDArray.
+        # NumPy semantics (V3): ndim 0 is a 0-d array.
+        none = magic == _V2_MAGIC and ndim == 0
+    elif magic == _V1_MAGIC:
+        shape_at = r.pos
+        ndim, dims = _read_shape(r, what, _I32, _I64)
+        none = False
     else:
-        if magic == _V1_MAGIC:
-            shape_at = r.pos
-            ndim, dims = _read_shape(r, what, _I32, _I64)
-        else:
-            # The first format had no magic: these 4 bytes were the ndim,
-            # followed by uint32 dims.
-            if magic > _MAX_NDIM:
-                raise r.error(
-                    f"{what} starts with unknown magic 0x{magic:08X} (expected 0x{_V2_MAGIC:08X} "
-                    f"or 0x{_V3_MAGIC:08X}, or a legacy ndim of at most {_MAX_NDIM})",
-                    start,
-                )
-            shape_at = start
-            ndim, dims = _read_shape(r, what, None, _U32, ndim=magic)
-        unknown = ndim <= 0
-        # LegacyLoad treats any zero-size shape as a "none" NDArray too.
-        legacy_none = 0 in dims
-    if unknown or legacy_none:
+        # The first format had no magic: these 4 bytes were the ndim, followed
+        # by uint32 dims.  LegacyLoad (MXNet 1.9.1) reads ndim 0 as a 0-d array.
+        if magic > _MAX_NDIM:
+            raise r.error(
+                f"{what} starts with unknown magic 0x{magic:08X} (expected 0x{_V2_MAGIC:08X} "
+                f"or 0x{_V3_MAGIC:08X}, or a legacy ndim of at most {_MAX_NDIM})",
+                start,
+            )
+        shape_at = start
+        ndim, dims = _read_shape(r, what, None, _U32, ndim=magic)
+        none = False
+    # -1 marks an unknown ndim or dimension (shape_is_known): a placeholder.
+    if none or ndim == -1 or -1 in dims:
         raise r.error(
-            f"{what} is an empty NDArray without data (shape ndim {ndim}, dims {list(dims)}); "
-            "such placeholders hold no parameter values and are not supported",
+            f"{what} is an empty NDArray placeholder without data (shape ndim {ndim}, "
+            f"dims {list(dims)}); it holds no values and is not supported",
             shape_at,
         )
     if any(d < 0 for d in dims):

@@ -448,6 +448,14 @@ def test_legacy_v1_and_pre_v1_records():
     got = _load_bytes(_file([v1, pre, _v2(a)], ["v1", "pre", "v2"]))
     for k in ("v1", "pre", "v2"):
         np.testing.assert_array_equal(got[k], a)
+    # As MXNet 1.9.1's LegacyLoad reads them: ndim 0 is a 0-d array, a 0 dim an empty one.
+    scalar = struct.pack("<I", 0) + struct.pack("<iii", 1, 0, 6) + struct.pack("<q", -7)
+    empty = struct.pack("<III", 2, 0, 5) + struct.pack("<iii", 1, 0, 1)
+    v1_scalar = struct.pack("<Ii", V1, 0) + struct.pack("<iii", 1, 0, 2) + b"\x00\x3c"
+    s, e, h = _load_bytes(_file([scalar, empty, v1_scalar]))
+    assert s.shape == () and s.dtype == np.int64 and s == -7
+    assert e.shape == (0, 5) and e.dtype == np.float64
+    assert h.shape == () and h.dtype == np.float16 and h == 1.0
 
 
 def test_gpu_context_and_mxnet2_dtypes_are_read():
@@ -488,7 +496,22 @@ def test_mixed_v2_v3_records_are_read():
         (_v2(np.ones(2, np.float32), shape=(1,) * 65), "ndim 65, expected -1 to 64"),
         (_v2(np.ones(2, np.float32), shape=(-2,)), "negative dimensions"),
         (struct.pack("<I", 0xDEADBEEF) + b"\0" * 40, "unknown magic 0xDEADBEEF"),
-        (struct.pack("<II", 1, 0) + b"\0" * 12, "empty NDArray"),  # legacy zero-size
+        (struct.pack("<Iiqq", V1, 2, 2, -1) + b"\0" * 20, "empty NDArray"),
+    ],
+    ids=[
+        "row_sparse",
+        "csr",
+        "stype-undefined",
+        "v3-row_sparse",
+        "bfloat16",
+        "flag-13",
+        "device-4",
+        "v2-ndim0-none",
+        "v3-unknown-dim",
+        "ndim-65",
+        "dim-minus-2",
+        "magic",
+        "v1-unknown-dim",
     ],
 )
 def test_unsupported_or_invalid_records(record, match):
