@@ -590,8 +590,8 @@ def read_parameter_file(path, prefix=""):
         loaded = _parse_npz(data, name)
     else:
         raise ValueError(
-            f"{name!r} is neither an MXNet parameter file (header 0x112) nor a NumPy .npz "
-            f"archive: it starts with {data[:8]!r}"
+            f"{name!r} is not a NumPy .npz archive or an MXNet parameter file "
+            f"(header 0x112): it starts with {data[:8]!r}"
         )
     tagged = prefix.startswith(_ARG_AUX)
     selected = {}

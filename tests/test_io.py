@@ -224,7 +224,7 @@ def test_prefix_errors(tmp_path):
     assert list(read_parameter_file(both, prefix="aux:x_")) == ["gamma"]
     text = tmp_path / "not.params"
     text.write_text("gamma,beta\n")
-    with pytest.raises(ValueError, match="neither an MXNet parameter file"):
+    with pytest.raises(ValueError, match=r"not a NumPy \.npz archive or an MXNet parameter file"):
         read_parameter_file(text)
     with pytest.raises(FileNotFoundError):
         read_parameter_file(tmp_path / "missing.params")
