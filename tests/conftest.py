@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
+
+import fastnorm
 
 _DATA = Path(__file__).resolve().parent / "data"
 _SHARED = Path(__file__).resolve().parents[2] / "shared" / "golden"
@@ -101,3 +105,75 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             metafunc.parametrize(name, cases, ids=[c["id"] for c in cases])
         else:
             metafunc.parametrize(name, [pytest.param(None, marks=pytest.mark.skip(reason=reason))])
+
+
+# --------------------------------------------------------------------------
+# helpers shared by the group-norm and layer-norm tests
+
+
+def rel_err(got, want) -> float:
+    """max |got - want| relative to the largest magnitude of ``want`` (0 when empty)."""
+    got = np.asarray(got, np.float64)
+    want = np.asarray(want, np.float64)
+    if want.size == 0:
+        return 0.0
+    err = float(np.max(np.abs(got - want)))
+    scale = float(np.max(np.abs(want)))
+    return err / scale if scale else err
+
+
+def central_differences(f, v: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """Central differences of the scalar ``f()`` with respect to every element of ``v``.
+
+    ``v`` is perturbed in place (and restored), so ``f`` must read it.
+    """
+    grad = np.empty(v.shape, np.float64)
+    flat, gflat = v.reshape(-1), grad.reshape(-1)  # v must be contiguous: views, not copies
+    assert np.shares_memory(flat, v)
+    for i in range(flat.size):
+        orig = flat[i]
+        flat[i] = orig + h
+        up = f()
+        flat[i] = orig - h
+        down = f()
+        flat[i] = orig
+        gflat[i] = (up - down) / (2 * h)
+    return grad
+
+
+def make_array(shape, dtype, layout: str, rng: np.random.Generator, offset: float = 0.0):
+    """``offset + randn`` of ``shape`` in the memory ``layout`` asked for.
+
+    ``'C'``, ``'F'`` (Fortran order), ``'strided'`` (every other element of
+    the last axis of a wider array), ``'transposed'`` (a reversed-axes view)
+    or ``'reversed'`` (negative strides on every axis).
+    """
+    if layout == "strided":
+        base = offset + rng.standard_normal((*shape[:-1], 2 * shape[-1]))
+        return base.astype(dtype)[..., ::2]
+    if layout == "transposed":
+        perm = list(range(len(shape)))[::-1]
+        base = (offset + rng.standard_normal([shape[p] for p in perm])).astype(dtype)
+        return base.transpose(perm)
+    a = (offset + rng.standard_normal(shape)).astype(dtype)
+    if layout == "F":
+        return np.asfortranarray(a)
+    if layout == "reversed":
+        return np.ascontiguousarray(a[(slice(None, None, -1),) * a.ndim])[
+            (slice(None, None, -1),) * a.ndim
+        ]
+    assert layout == "C", layout
+    return a
+
+
+@contextmanager
+def num_threads(n: int):
+    """Run the body with ``fastnorm.set_num_threads(n)``, then restore the default."""
+    available = numba.config.NUMBA_NUM_THREADS
+    if n > available:
+        pytest.skip(f"needs {n} Numba threads, NUMBA_NUM_THREADS={available}")
+    fastnorm.set_num_threads(n)
+    try:
+        yield
+    finally:
+        fastnorm.set_num_threads(None)
