@@ -2,7 +2,14 @@
 
 # runtime first: it imports the kernels so that an unwritable cache is never an error
 from . import runtime as runtime
-from .functional import instance_norm, instance_norm_backward, instance_norm_stats
+from .functional import (
+    group_norm,
+    group_norm_backward,
+    group_norm_stats,
+    instance_norm,
+    instance_norm_backward,
+    instance_norm_stats,
+)
 from .layers import GroupNorm, InstanceNorm, LayerNorm, Parameter
 from .runtime import get_num_threads, set_num_threads, threading_layer, warmup
 
@@ -12,6 +19,9 @@ __all__ = [
     "LayerNorm",
     "Parameter",
     "get_num_threads",
+    "group_norm",
+    "group_norm_backward",
+    "group_norm_stats",
     "instance_norm",
     "instance_norm_backward",
     "instance_norm_stats",

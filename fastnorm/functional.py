@@ -25,6 +25,9 @@ from . import runtime
 
 __all__ = [
     "backward_with_sums",
+    "group_norm",
+    "group_norm_backward",
+    "group_norm_stats",
     "instance_norm",
     "instance_norm_backward",
     "instance_norm_stats",
@@ -62,6 +65,9 @@ _COLUMNS = {
 class Layout(NamedTuple):
     """Where the channel axis sits: x viewed as (N, P, C, Q), and how to run it.
 
+    ``G`` groups of ``Cg = C // G`` consecutive channels share a mean and a
+    variance (instance norm: G = C, Cg = 1).
+
     Everything a call needs from the shape is computed once by
     :func:`layout_of` and cached (planning per call cost more than a small
     input's kernel): ``family`` is 'columns' (per-column statistics) or
@@ -77,6 +83,8 @@ class Layout(NamedTuple):
     P: int
     C: int
     Q: int
+    G: int
+    Cg: int
     M: int
     family: str
     kernels: dict
@@ -131,25 +139,22 @@ _LAYOUTS: dict = {}
 _LAYOUTS_MAX = 256
 
 
-def layout_of(x: np.ndarray, axis) -> Layout:
+def layout_of(x: np.ndarray, axis, num_groups=None) -> Layout:
+    """The (cached) layout of x with its channel axis and groups (None: G = C)."""
+    key = (x.shape, axis, num_groups)
     if type(axis) is int:
-        lay = _LAYOUTS.get((x.shape, axis))
+        lay = _LAYOUTS.get(key)
         if lay is not None:
             return lay
-    lay = _plan_layout(x.shape, axis)
+    lay = _plan_layout(x.shape, axis, num_groups)
     if len(_LAYOUTS) >= _LAYOUTS_MAX:
         _LAYOUTS.clear()
-    _LAYOUTS[(x.shape, axis)] = lay
+    if type(axis) is int:
+        _LAYOUTS[key] = lay
     return lay
 
 
-def _plan_layout(shape: tuple, axis) -> Layout:
-    ndim = len(shape)
-    if ndim < 3:
-        raise ValueError(
-            f"x must have at least 3 dimensions (samples, channels, and at least one "
-            f"axis to normalize over), got shape {shape}"
-        )
+def _check_axis(axis, ndim: int) -> int:
     if type(axis) is not int:
         if isinstance(axis, (bool, np.bool_)):
             raise TypeError(f"axis must be an integer, got {axis!r}")
@@ -163,18 +168,48 @@ def _plan_layout(shape: tuple, axis) -> Layout:
             f"axis={axis} is not a valid channel axis for an array of {ndim} dimensions; "
             f"expected 1..{ndim - 1} or -{ndim - 1}..-1 (axis 0 holds the samples)"
         )
+    return a
+
+
+def _check_groups(num_groups, C: int) -> int:
+    if isinstance(num_groups, (bool, np.bool_)) or not isinstance(num_groups, (int, np.integer)):
+        raise TypeError(f"num_groups must be an integer, got {_describe(num_groups)}")
+    G = int(num_groups)
+    if G < 1:
+        raise ValueError(f"num_groups must be >= 1, got {G}")
+    if C % G:
+        raise ValueError(
+            f"num_groups={G} must divide the number of channels C={C} "
+            f"(each group holds C // num_groups consecutive channels)"
+        )
+    return G
+
+
+def _plan_layout(shape: tuple, axis, num_groups) -> Layout:
+    ndim = len(shape)
+    if ndim < 3 and num_groups is None:
+        raise ValueError(
+            f"x must have at least 3 dimensions (samples, channels, and at least one "
+            f"axis to normalize over), got shape {shape}"
+        )
+    if ndim < 2:
+        raise ValueError(
+            f"x must have at least 2 dimensions (samples and channels), got shape {shape}"
+        )
+    a = _check_axis(axis, ndim)
     N, C = shape[0], shape[a]
+    G = C if num_groups is None else _check_groups(num_groups, C)
     P = math.prod(shape[1:a])
     Q = math.prod(shape[a + 1 :])
     size = N * P * C * Q
+    serial = size <= SERIAL_MAX_ELEMENTS
+    Cg = C // G if G else 1
     if Q == 1 or (P > 1 and Q < MIN_ROW_LENGTH):
         M = _rows_to_fold(P, C * Q)
-        dims = (N, P // M, C, Q, M)
-        return Layout(
-            shape, a, N, P, C, Q, M, "columns", _COLUMNS, dims, size, size <= SERIAL_MAX_ELEMENTS
-        )
-    dims = (N, P, C, Q)
-    return Layout(shape, a, N, P, C, Q, 1, "rows", _ROWS, dims, size, size <= SERIAL_MAX_ELEMENTS)
+        dims = (N, P // M, C, Q, M, G)
+        return Layout(shape, a, N, P, C, Q, G, Cg, M, "columns", _COLUMNS, dims, size, serial)
+    dims = (N, P, G, Cg, Q)
+    return Layout(shape, a, N, P, C, Q, G, Cg, 1, "rows", _ROWS, dims, size, serial)
 
 
 #: Channels-last rows shorter than this many elements are folded together.
@@ -208,12 +243,13 @@ def check_eps(eps) -> float:
     return value
 
 
-def channel_param(name: str, value, C: int, dtype: np.dtype, default: float) -> np.ndarray:
+def channel_param(name: str, value, C: int, dtype: np.dtype, default: float, G=None) -> np.ndarray:
     """gamma/beta as a writable C-contiguous (C,) array of the compute dtype.
 
     The kernels take one such specialization.  An array that already is one
     is passed as it is: converting it cost 0.4 us per parameter, 10% of a
-    small input's call.
+    small input's call.  With ``G`` groups, a (G,) array (one value per
+    group, MXNet 1.x's GroupNorm) is also accepted and repeated per channel.
     """
     if value is None:
         return _constant_vector(C, default, dtype)
@@ -228,10 +264,14 @@ def channel_param(name: str, value, C: int, dtype: np.dtype, default: float) -> 
     arr = as_array(name, value)
     if arr.dtype.kind not in "fiu" or arr.dtype == np.bool_:
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if G is not None and G != C and arr.shape == (G,):
+        return np.repeat(arr.astype(dtype), C // G)
     if arr.shape != (C,):
-        raise ValueError(
-            f"{name} must have shape ({C},) (one value per channel), got shape {arr.shape}"
-        )
+        if G is None or G == C:
+            expected = f"({C},) (one value per channel)"
+        else:
+            expected = f"({C},) (one value per channel) or ({G},) (one value per group)"
+        raise ValueError(f"{name} must have shape {expected}, got shape {arr.shape}")
     return np.array(arr, dtype=dtype, order="C")  # a new writable copy
 
 
@@ -261,7 +301,8 @@ def _check_out(out, shape: tuple, dtype: np.dtype, what: str) -> np.ndarray:
     return out
 
 
-def _check_stats(mean, invstd, N: int, C: int):
+def _check_stats(mean, invstd, N: int, G: int, what: str = "(N, C)"):
+    """Given (mean, invstd) as flat float64 views of shape (N * G,)."""
     if (mean is None) != (invstd is None):
         missing = "invstd" if invstd is None else "mean"
         raise ValueError(f"mean and invstd go together; {missing} is missing")
@@ -270,8 +311,8 @@ def _check_stats(mean, invstd, N: int, C: int):
         arr = as_array(name, value)
         if arr.dtype.kind != "f":
             raise TypeError(f"{name} must be a float array, got dtype {arr.dtype}")
-        if arr.shape != (N, C):
-            raise ValueError(f"{name} must have shape (N, C) = {(N, C)}, got shape {arr.shape}")
+        if arr.shape != (N, G):
+            raise ValueError(f"{name} must have shape {what} = {(N, G)}, got shape {arr.shape}")
         arrays.append(flat_view(arr, _FLOAT64))
     return arrays
 
@@ -389,14 +430,78 @@ def _backward(dy, x, compute, lay, g, eps, stats, given, out):
     return _finish(buf, wrote_out, out, x.shape, x.dtype)
 
 
-def _gradient_inputs(dy, x, axis):
+def _gradient_inputs(dy, x, axis, num_groups=None):
     """Validated (dy, x, compute dtype, layout) of a backward."""
     x, compute = float_input("x", x)
     dy, _ = float_input("dy", dy)
-    lay = layout_of(x, axis)
+    lay = layout_of(x, axis, num_groups)
     if dy.shape != x.shape:
         raise ValueError(f"dy must have the shape of x {x.shape}, got shape {dy.shape}")
     return dy, x, compute, lay
+
+
+# --------------------------------------------------------------------------
+# one implementation for instance norm (num_groups None: one group per
+# channel) and group norm
+
+
+def _stats_shape(lay: Layout) -> str:
+    return "(N, C)" if lay.G == lay.C else "(N, num_groups)"
+
+
+def _per_slice_stats(lay: Layout, stats: np.ndarray, row: int) -> np.ndarray:
+    """(N, G) view or copy of a slice quantity of the per-channel table."""
+    if lay.G == lay.C:
+        return stats[row].reshape(lay.N, lay.C)
+    return np.ascontiguousarray(stats[row, :: lay.Cg]).reshape(lay.N, lay.G)
+
+
+def _norm(x, num_groups, gamma, beta, axis, eps, out):
+    x, compute = float_input("x", x)
+    lay = layout_of(x, axis, num_groups)
+    eps = check_eps(eps)
+    g = channel_param("gamma", gamma, lay.C, compute, 1.0, lay.G)
+    b = channel_param("beta", beta, lay.C, compute, 0.0, lay.G)
+    return _forward(x, compute, lay, g, b, eps, new_stats(lay), 0, out)
+
+
+def _norm_stats(x, num_groups, axis, eps):
+    x, compute = float_input("x", x)
+    lay = layout_of(x, axis, num_groups)
+    eps = check_eps(eps)
+    stats = new_stats(lay)
+    if x.size == 0:
+        stats[:] = np.nan
+    else:
+        _moments_into(stats, x, compute, lay, eps)
+    return _per_slice_stats(lay, stats, K.MEAN), _per_slice_stats(lay, stats, K.INVSTD)
+
+
+def _norm_backward(dy, x, num_groups, gamma, axis, eps, mean, invstd, out):
+    dy, x, compute, lay = _gradient_inputs(dy, x, axis, num_groups)
+    eps = check_eps(eps)
+    g = channel_param("gamma", gamma, lay.C, compute, 1.0, lay.G)
+    Cg = lay.Cg
+    stats = new_stats(lay)
+    given = 0
+    if mean is not None or invstd is not None:
+        m, s = _check_stats(mean, invstd, lay.N, lay.G, _stats_shape(lay))
+        K.fill_given_stats(stats, float(lay.P * lay.Q * Cg), m, s, Cg)
+        given = 3
+    dx = _backward(dy, x, compute, lay, g, eps, stats, given, out)
+    per_group = Cg > 1 and gamma is not None and np.shape(gamma) == (lay.G,)
+    if x.size == 0:
+        zeros = np.zeros(lay.G if per_group else lay.C, x.dtype)
+        return dx, zeros, zeros.copy()
+    dgamma = np.empty(lay.C)
+    dbeta = np.empty(lay.C)
+    K.channel_gradients(stats, dgamma, dbeta)
+    if per_group:  # MXNet 1.x: one gamma per group gets its channels' sum
+        dgamma = dgamma.reshape(lay.G, Cg).sum(axis=1)
+        dbeta = dbeta.reshape(lay.G, Cg).sum(axis=1)
+    if x.dtype != dgamma.dtype:
+        return dx, dgamma.astype(x.dtype), dbeta.astype(x.dtype)
+    return dx, dgamma, dbeta
 
 
 # --------------------------------------------------------------------------
@@ -412,6 +517,7 @@ def instance_norm(x, gamma=None, beta=None, *, axis=1, eps=1e-5, out=None):
 
     with the population variance, as MXNet Gluon's ``nn.InstanceNorm``,
     PyTorch's ``instance_norm`` and ONNX's ``InstanceNormalization`` do.
+    It is :func:`group_norm` with one channel per group, to the bit.
 
     Parameters
     ----------
@@ -442,12 +548,7 @@ def instance_norm(x, gamma=None, beta=None, *, axis=1, eps=1e-5, out=None):
     keep their digits; a constant slice gives exactly ``beta``; NaN or Inf
     in a slice makes only that slice NaN.
     """
-    x, compute = float_input("x", x)
-    lay = layout_of(x, axis)
-    eps = check_eps(eps)
-    g = channel_param("gamma", gamma, lay.C, compute, 1.0)
-    b = channel_param("beta", beta, lay.C, compute, 0.0)
-    return _forward(x, compute, lay, g, b, eps, new_stats(lay), 0, out)
+    return _norm(x, None, gamma, beta, axis, eps, out)
 
 
 def instance_norm_stats(x, *, axis=1, eps=1e-5):
@@ -469,18 +570,7 @@ def instance_norm_stats(x, *, axis=1, eps=1e-5):
         functions use; passing them to :func:`instance_norm_backward` skips
         recomputing them and gives the same result.
     """
-    x, compute = float_input("x", x)
-    lay = layout_of(x, axis)
-    eps = check_eps(eps)
-    stats = new_stats(lay)
-    if x.size == 0:
-        stats[:] = np.nan
-    else:
-        _moments_into(stats, x, compute, lay, eps)
-    return (
-        stats[K.MEAN].reshape(lay.N, lay.C),
-        stats[K.INVSTD].reshape(lay.N, lay.C),
-    )
+    return _norm_stats(x, None, axis, eps)
 
 
 def instance_norm_backward(
@@ -513,100 +603,169 @@ def instance_norm_backward(
         samples and slice.  With gamma None, dgamma is the gradient for an
         implicit gamma of ones.
     """
-    dy, x, compute, lay = _gradient_inputs(dy, x, axis)
-    eps = check_eps(eps)
-    g = channel_param("gamma", gamma, lay.C, compute, 1.0)
-    stats = new_stats(lay)
-    given = 0
-    if mean is not None or invstd is not None:
-        m, s = _check_stats(mean, invstd, lay.N, lay.C)
-        K.fill_given_stats(stats, float(lay.P * lay.Q), m, s)
-        given = 3
-    dx = _backward(dy, x, compute, lay, g, eps, stats, given, out)
-    if x.size == 0:
-        zeros = np.zeros(lay.C, x.dtype)
-        return dx, zeros, zeros.copy()
-    dgamma = np.empty(lay.C)
-    dbeta = np.empty(lay.C)
-    K.channel_gradients(stats, dgamma, dbeta)
-    if x.dtype != dgamma.dtype:
-        return dx, dgamma.astype(x.dtype), dbeta.astype(x.dtype)
-    return dx, dgamma, dbeta
+    return _norm_backward(dy, x, None, gamma, axis, eps, mean, invstd, out)
+
+
+def group_norm(x, num_groups, gamma=None, beta=None, *, axis=1, eps=1e-5, out=None):
+    """Group normalization: channels in ``num_groups`` groups share statistics.
+
+    Every (sample, group) slice -- the group's ``C // num_groups``
+    consecutive channels and every axis except 0 and ``axis`` -- is
+    normalized with its own mean and population variance::
+
+        y = (x - mean[n, g]) / sqrt(var[n, g] + eps) * gamma[c] + beta[c]
+
+    ``num_groups == C`` is :func:`instance_norm` (bit for bit);
+    ``num_groups == 1`` normalizes each sample over everything.
+
+    Parameters
+    ----------
+    x : array_like
+        Input of at least 2 dimensions; axis 0 holds the samples.  Same
+        dtypes and layouts as :func:`instance_norm`.
+    num_groups : int
+        Number of groups; must divide C (``x.shape[axis]``).
+    gamma, beta : array_like of shape (C,) or (num_groups,), optional
+        Scale and shift per channel (PyTorch, ONNX, MXNet 2) or per group
+        (MXNet 1.x ``nn.GroupNorm``); None means ones and zeros.
+    axis : int, default 1
+        The channel axis; any axis but 0 (``-1`` for NHWC).
+    eps : float, default 1e-5
+        Added to the variance inside the square root; finite and ``>= 0``.
+    out : numpy.ndarray, optional
+        Writable array of x's shape and dtype to receive the result; may be
+        ``x`` itself.
+
+    Returns
+    -------
+    numpy.ndarray
+        The normalized array (``out`` when given), of x's shape and dtype.
+    """
+    return _norm(x, num_groups, gamma, beta, axis, eps, out)
+
+
+def group_norm_stats(x, num_groups, *, axis=1, eps=1e-5):
+    """Per (sample, group) mean and ``1 / sqrt(var + eps)``.
+
+    Returns
+    -------
+    mean, invstd : numpy.ndarray
+        float64 arrays of shape (N, num_groups), the exact statistics the
+        other functions use (see :func:`instance_norm_stats`).
+    """
+    return _norm_stats(x, num_groups, axis, eps)
+
+
+def group_norm_backward(
+    dy, x, num_groups, gamma=None, *, axis=1, eps=1e-5, mean=None, invstd=None, out=None
+):
+    """Gradients of :func:`group_norm` with respect to x, gamma and beta.
+
+    Parameters
+    ----------
+    dy, x : array_like
+        Upstream gradient and the forward's input, same shape.
+    num_groups : int
+        As for the forward.
+    gamma : array_like of shape (C,) or (num_groups,), optional
+        The forward's scale; None means ones.
+    axis, eps
+        As for the forward.
+    mean, invstd : array_like of shape (N, num_groups), optional
+        Statistics from :func:`group_norm_stats`; given together they save
+        one pass over x and give the same result.
+    out : numpy.ndarray, optional
+        Receives dx: writable, of x's shape and dtype (may be dy or x).
+
+    Returns
+    -------
+    dx : numpy.ndarray
+        Same shape and dtype as x.
+    dgamma, dbeta : numpy.ndarray
+        x's dtype, in the shape of the gamma given: (C,) per channel (also
+        when gamma is None) or (num_groups,) per group.
+    """
+    return _norm_backward(dy, x, num_groups, gamma, axis, eps, mean, invstd, out)
 
 
 # --------------------------------------------------------------------------
 # chunk-level building blocks (for fastnorm.dask): statistics of one chunk,
-# merged elsewhere with Chan's formula, then applied chunk by chunk.
-
-
-def _per_slice(lay: Layout, stats: np.ndarray, column: int) -> np.ndarray:
-    return stats[column].reshape(lay.N, lay.C).copy()
+# merged elsewhere with Chan's formula, then applied chunk by chunk.  Slice
+# quantities are (N, G) arrays (G = C without num_groups), sums (N, C).
 
 
 def _given_stats(lay: Layout, **columns) -> np.ndarray:
-    """A stats array filled from (N, C) arrays named by column."""
+    """A per-channel table filled from (N, G) slice and (N, C) channel arrays."""
     stats = np.zeros((K.STATS_COLUMNS, lay.N * lay.C))
+    Cg = lay.Cg
     for name, value in columns.items():
+        per_slice = name in ("count", "mean", "invstd")
+        rows = lay.G if per_slice else lay.C
         arr = as_array(name, value)
-        if arr.shape != (lay.N, lay.C):
-            raise ValueError(
-                f"{name} must have shape (N, C) = {(lay.N, lay.C)}, got shape {arr.shape}"
-            )
-        stats[getattr(K, name.upper())] = arr.reshape(-1)
+        if arr.shape != (lay.N, rows):
+            what = _stats_shape(lay) if per_slice else "(N, C)"
+            raise ValueError(f"{name} must have shape {what} = {(lay.N, rows)}, got {arr.shape}")
+        flat = arr.reshape(-1)
+        stats[getattr(K, name.upper())] = np.repeat(flat, Cg) if per_slice else flat
     return stats
 
 
-def partial_moments(x, *, axis=1):
+def partial_moments(x, *, axis=1, num_groups=None):
     """Count, mean and M2 (sum of squared deviations) of each slice of a chunk.
 
     Returns
     -------
     count, mean, m2 : numpy.ndarray
-        float64 arrays of shape (N, C), ready for Chan's merge.  An empty
+        float64 arrays of shape (N, G), ready for Chan's merge.  An empty
         slice has count 0, mean 0 and M2 0.
     """
     x, compute = float_input("x", x)
-    lay = layout_of(x, axis)
+    lay = layout_of(x, axis, num_groups)
     stats = np.zeros((K.STATS_COLUMNS, lay.N * lay.C))
     if x.size:
         _moments_into(stats, x, compute, lay, 1.0)
-    return tuple(_per_slice(lay, stats, col) for col in (K.COUNT, K.MEAN, K.M2))
+    return tuple(_per_slice_stats(lay, stats, row).copy() for row in (K.COUNT, K.MEAN, K.M2))
 
 
-def partial_grad_sums(dy, x, mean, *, axis=1):
-    """``sum(dy)`` and ``sum(dy * (x - mean))`` of each slice of a chunk.
+def partial_grad_sums(dy, x, mean, *, axis=1, num_groups=None):
+    """Per-channel ``sum(dy)`` and ``sum(dy * (x - mean))`` of a chunk, (N, C).
 
-    ``mean`` (N, C) is the mean of the whole slice, not of the chunk, so the
+    ``mean`` (N, G) is the mean of the whole slice, not of the chunk, so the
     sums of all chunks simply add up.
     """
-    dy, x, compute, lay = _gradient_inputs(dy, x, axis)
+    dy, x, compute, lay = _gradient_inputs(dy, x, axis, num_groups)
     stats = _given_stats(lay, mean=mean)
     if x.size:
         dyf, xf = flat_view(dy, compute), flat_view(x, compute)
         _run(lay.kernels["grad_sums"], lay, dyf, xf, *lay.dims, stats)
-    return _per_slice(lay, stats, K.SUM_DY), _per_slice(lay, stats, K.SUM_DYXC)
+    return (
+        stats[K.SUM_DY].reshape(lay.N, lay.C).copy(),
+        stats[K.SUM_DYXC].reshape(lay.N, lay.C).copy(),
+    )
 
 
-def normalize_with_stats(x, mean, invstd, gamma=None, beta=None, *, axis=1, out=None):
-    """The forward of :func:`instance_norm` with given (N, C) statistics."""
+def normalize_with_stats(
+    x, mean, invstd, gamma=None, beta=None, *, axis=1, num_groups=None, out=None
+):
+    """The forward with given (N, G) statistics."""
     x, compute = float_input("x", x)
-    lay = layout_of(x, axis)
-    g = channel_param("gamma", gamma, lay.C, compute, 1.0)
-    b = channel_param("beta", beta, lay.C, compute, 0.0)
+    lay = layout_of(x, axis, num_groups)
+    g = channel_param("gamma", gamma, lay.C, compute, 1.0, lay.G)
+    b = channel_param("beta", beta, lay.C, compute, 0.0, lay.G)
     stats = _given_stats(lay, mean=mean, invstd=invstd)
     return _forward(x, compute, lay, g, b, 0.0, stats, 3, out)
 
 
 def backward_with_sums(
-    dy, x, count, mean, invstd, sum_dy, sum_dy_xc, gamma=None, *, axis=1, out=None
+    dy, x, count, mean, invstd, sum_dy, sum_dy_xc, gamma=None, *, axis=1, num_groups=None, out=None
 ):
-    """dx of :func:`instance_norm_backward` from whole-slice statistics and sums.
+    """dx from whole-slice statistics and sums.
 
     ``count`` is the number of elements of each whole slice (not of the
-    chunk); all arguments but dy and x are (N, C) arrays.
+    chunk); count, mean and invstd are (N, G) arrays, the sums (N, C).
     """
-    dy, x, compute, lay = _gradient_inputs(dy, x, axis)
-    g = channel_param("gamma", gamma, lay.C, compute, 1.0)
+    dy, x, compute, lay = _gradient_inputs(dy, x, axis, num_groups)
+    g = channel_param("gamma", gamma, lay.C, compute, 1.0, lay.G)
     stats = _given_stats(
         lay, count=count, mean=mean, invstd=invstd, sum_dy=sum_dy, sum_dyxc=sum_dy_xc
     )

@@ -11,9 +11,13 @@ merged at the end.  Rows are grouped into blocks of about ``BLOCK`` elements
 (blocked Welford, as in the row kernels) and blocks into parts of about
 ``PART`` elements that run in parallel and merge in a fixed order.
 
-``stats`` is the table of :mod:`.table`, shape (6, N * C) with rows
-``(count, mean, invstd, sum_dy, sum_dy_xc, m2)``; ``given`` says how many leading
-rows are inputs (see :mod:`fastnorm._kernels.rows`).
+Group norm: the G groups of Cg = C // G consecutive channels each share one
+mean and variance, so the columns of a group's channels merge into one
+slice; gamma, beta and the gradient sums stay per channel.
+
+``stats`` is the per-channel table of :mod:`.table`, shape (6, N * C) with
+rows ``(count, mean, invstd, sum_dy, sum_dy_xc, m2)``; ``given`` says how
+many leading rows are inputs (see :mod:`fastnorm._kernels.rows`).
 """
 
 from __future__ import annotations
@@ -27,14 +31,18 @@ from .common import (
     KERNEL_OPTIONS,
     PART,
     WAVE,
-    backward_coefficients,
     backward_value,
     chan_merge,
-    forward_coefficients,
-    inverse_std,
     normalized,
 )
-from .table import COUNT, INVSTD, M2, MEAN, SUM_DY, SUM_DYXC
+from .table import (
+    MEAN,
+    SUM_DY,
+    SUM_DYXC,
+    set_moments,
+    slice_backward_coefficients,
+    slice_forward_coefficients,
+)
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -158,24 +166,22 @@ def _range_backward(dyf, xf, dxf, base, K, r0, r1, cols):
 
 
 @njit(**KERNEL_OPTIONS)
-def _merge_channel_moments(n, C, Q, M, counts, means, m2s, eps, stats):
-    """Merge the Q columns of each channel of sample n (parts already merged)."""
-    for c in range(C):
+def _merge_channel_moments(n, C, Q, M, Cg, counts, means, m2s, eps, stats):
+    """Merge the columns of each group of Cg channels of sample n (parts already
+    merged), channel by channel in order."""
+    for c0 in range(0, C, Cg):
         count = 0.0
         mean = 0.0
         m2 = 0.0
-        for ph in range(M):
-            for k in range((ph * C + c) * Q, (ph * C + c + 1) * Q):
-                count, mean, m2 = chan_merge(count, mean, m2, counts, means[k], m2s[k])
-        s = n * C + c
-        stats[COUNT, s] = count
-        stats[MEAN, s] = mean
-        stats[INVSTD, s] = inverse_std(count, m2, eps)
-        stats[M2, s] = m2
+        for c in range(c0, c0 + Cg):
+            for ph in range(M):
+                for k in range((ph * C + c) * Q, (ph * C + c + 1) * Q):
+                    count, mean, m2 = chan_merge(count, mean, m2, counts, means[k], m2s[k])
+        set_moments(stats, n * C + c0, Cg, count, mean, m2, eps)
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _wave_moments(xf, n0, n1, P, C, Q, M, eps, stats):
+def _wave_moments(xf, n0, n1, P, C, Q, M, G, eps, stats):
     """Statistics of samples [n0, n1): parallel parts merged in order.
 
     Inlined, so its ``prange`` loops run in parallel inside parallel kernels
@@ -217,7 +223,7 @@ def _wave_moments(xf, n0, n1, P, C, Q, M, eps, stats):
                 mean[k] += d * f
                 m2[k] += m2s[t, k] + d * d * w
             count = total
-        _merge_channel_moments(n0 + i, C, Q, M, count, mean, m2, eps, stats)
+        _merge_channel_moments(n0 + i, C, Q, M, C // G, count, mean, m2, eps, stats)
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -228,11 +234,12 @@ def _wave_size(P, K):
 
 
 @njit(**KERNEL_OPTIONS)
-def _expand_forward(n, C, Q, M, gamma, beta, stats, coef, mean_hi, scale, shift):
+def _expand_forward(n, C, Q, M, Cg, gamma, beta, stats, coef, mean_hi, scale, shift):
     """Per-column (mean_hi, scale, shift) of sample n in the data dtype."""
+    for c0 in range(0, C, Cg):
+        slice_forward_coefficients(stats, n * C + c0, Cg, gamma, beta, c0, coef)
     for c in range(C):
         s = n * C + c
-        forward_coefficients(stats[MEAN, s], stats[INVSTD, s], gamma[c], beta[c], coef, s)
         for ph in range(M):
             for k in range((ph * C + c) * Q, (ph * C + c + 1) * Q):
                 mean_hi[k] = coef[s, 0]
@@ -241,20 +248,12 @@ def _expand_forward(n, C, Q, M, gamma, beta, stats, coef, mean_hi, scale, shift)
 
 
 @njit(**KERNEL_OPTIONS)
-def _expand_backward(n, C, Q, M, gamma, stats, coef, cols):
+def _expand_backward(n, C, Q, M, Cg, gamma, stats, coef, cols):
     """Per-column backward coefficients (5, K) of sample n in the data dtype."""
+    for c0 in range(0, C, Cg):
+        slice_backward_coefficients(stats, n * C + c0, Cg, gamma, c0, coef)
     for c in range(C):
         s = n * C + c
-        backward_coefficients(
-            stats[COUNT, s],
-            stats[MEAN, s],
-            stats[INVSTD, s],
-            gamma[c],
-            stats[SUM_DY, s],
-            stats[SUM_DYXC, s],
-            coef,
-            s,
-        )
         for ph in range(M):
             for k in range((ph * C + c) * Q, (ph * C + c + 1) * Q):
                 for j in range(5):
@@ -293,7 +292,7 @@ def _merge_channel_sums(n, C, Q, M, sdy, sdyxc, stats):
 
 
 @njit(**KERNEL_OPTIONS)
-def _forward_sample(n, xf, yf, P, C, Q, M, gamma, beta, eps, stats, given, coef):
+def _forward_sample(n, xf, yf, P, C, Q, M, G, gamma, beta, eps, stats, given, coef):
     """Statistics (unless given) and output of a single-part sample."""
     K = M * C * Q
     block_rows, _, _ = columns_plan(P, K)
@@ -302,16 +301,16 @@ def _forward_sample(n, xf, yf, P, C, Q, M, gamma, beta, eps, stats, given, coef)
         mean = np.empty(K)
         m2 = np.empty(K)
         count = _range_moments(xf, base, K, 0, P, block_rows, mean, m2, np.empty(K), np.empty(K))
-        _merge_channel_moments(n, C, Q, M, count, mean, m2, eps, stats)
+        _merge_channel_moments(n, C, Q, M, C // G, count, mean, m2, eps, stats)
     mean_hi = np.empty(K, dtype=yf.dtype)
     scale = np.empty(K, dtype=yf.dtype)
     shift = np.empty(K, dtype=yf.dtype)
-    _expand_forward(n, C, Q, M, gamma, beta, stats, coef, mean_hi, scale, shift)
+    _expand_forward(n, C, Q, M, C // G, gamma, beta, stats, coef, mean_hi, scale, shift)
     _range_normalize(xf, yf, base, K, 0, P, mean_hi, scale, shift)
 
 
 @njit(**KERNEL_OPTIONS)
-def _backward_sample(n, dyf, xf, dxf, P, C, Q, M, gamma, eps, stats, given, coef):
+def _backward_sample(n, dyf, xf, dxf, P, C, Q, M, G, gamma, eps, stats, given, coef):
     """Statistics and sums (unless given) and dx of a single-part sample."""
     K = M * C * Q
     block_rows, _, _ = columns_plan(P, K)
@@ -320,7 +319,7 @@ def _backward_sample(n, dyf, xf, dxf, P, C, Q, M, gamma, eps, stats, given, coef
         mean = np.empty(K)
         m2 = np.empty(K)
         count = _range_moments(xf, base, K, 0, P, block_rows, mean, m2, np.empty(K), np.empty(K))
-        _merge_channel_moments(n, C, Q, M, count, mean, m2, eps, stats)
+        _merge_channel_moments(n, C, Q, M, C // G, count, mean, m2, eps, stats)
     if given < 5:
         colmean = np.empty(K)
         _column_means(n, C, Q, M, stats, colmean)
@@ -329,29 +328,40 @@ def _backward_sample(n, dyf, xf, dxf, P, C, Q, M, gamma, eps, stats, given, coef
         _range_grad_sums(dyf, xf, base, K, 0, P, colmean, sdy[0], sdyxc[0])
         _merge_channel_sums(n, C, Q, M, sdy, sdyxc, stats)
     cols = np.empty((5, K), dtype=dxf.dtype)
-    _expand_backward(n, C, Q, M, gamma, stats, coef, cols)
+    _expand_backward(n, C, Q, M, C // G, gamma, stats, coef, cols)
     _range_backward(dyf, xf, dxf, base, K, 0, P, cols)
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _columns_forward_body(xf, yf, N, P, C, Q, M, gamma, beta, eps, stats, given):
+def _columns_forward_body(xf, yf, N, P, C, Q, M, G, gamma, beta, eps, stats, given):
     """Forward for every sample, in parallel over samples or parts."""
     K = M * C * Q
     coef = np.empty((N * C, 3), dtype=yf.dtype)
     _, part_rows, parts = columns_plan(P, K)
     if parts == 1:
         for n in prange(N):
-            _forward_sample(n, xf, yf, P, C, Q, M, gamma, beta, eps, stats, given, coef)
+            _forward_sample(n, xf, yf, P, C, Q, M, G, gamma, beta, eps, stats, given, coef)
         return
     wave = _wave_size(P, K)
     cols = np.empty((wave, 3, K), dtype=yf.dtype)
     for n0 in range(0, N, wave):
         n1 = min(N, n0 + wave)
         if given == 0:
-            _wave_moments(xf, n0, n1, P, C, Q, M, eps, stats)
+            _wave_moments(xf, n0, n1, P, C, Q, M, G, eps, stats)
         for i in range(n1 - n0):
             _expand_forward(
-                n0 + i, C, Q, M, gamma, beta, stats, coef, cols[i, 0], cols[i, 1], cols[i, 2]
+                n0 + i,
+                C,
+                Q,
+                M,
+                C // G,
+                gamma,
+                beta,
+                stats,
+                coef,
+                cols[i, 0],
+                cols[i, 1],
+                cols[i, 2],
             )
         for t in prange((n1 - n0) * parts):
             i = t // parts
@@ -392,14 +402,14 @@ def _wave_grad_sums(dyf, xf, n0, n1, P, C, Q, M, stats, colmean, sdy, sdyxc):
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _columns_backward_body(dyf, xf, dxf, N, P, C, Q, M, gamma, eps, stats, given):
+def _columns_backward_body(dyf, xf, dxf, N, P, C, Q, M, G, gamma, eps, stats, given):
     """dx and per-slice sums for every sample, in parallel."""
     K = M * C * Q
     coef = np.empty((N * C, 5), dtype=dxf.dtype)
     _, part_rows, parts = columns_plan(P, K)
     if parts == 1:
         for n in prange(N):
-            _backward_sample(n, dyf, xf, dxf, P, C, Q, M, gamma, eps, stats, given, coef)
+            _backward_sample(n, dyf, xf, dxf, P, C, Q, M, G, gamma, eps, stats, given, coef)
         return
     wave = _wave_size(P, K)
     cols = np.empty((wave, 5, K), dtype=dxf.dtype)
@@ -409,11 +419,11 @@ def _columns_backward_body(dyf, xf, dxf, N, P, C, Q, M, gamma, eps, stats, given
     for n0 in range(0, N, wave):
         n1 = min(N, n0 + wave)
         if given == 0:
-            _wave_moments(xf, n0, n1, P, C, Q, M, eps, stats)
+            _wave_moments(xf, n0, n1, P, C, Q, M, G, eps, stats)
         if given < 5:
             _wave_grad_sums(dyf, xf, n0, n1, P, C, Q, M, stats, colmean, sdy, sdyxc)
         for i in range(n1 - n0):
-            _expand_backward(n0 + i, C, Q, M, gamma, stats, coef, cols[i])
+            _expand_backward(n0 + i, C, Q, M, C // G, gamma, stats, coef, cols[i])
         for t in prange((n1 - n0) * parts):
             i = t // parts
             r0 = (t - i * parts) * part_rows
@@ -421,7 +431,7 @@ def _columns_backward_body(dyf, xf, dxf, N, P, C, Q, M, gamma, eps, stats, given
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _columns_grad_sums_body(dyf, xf, N, P, C, Q, M, stats):
+def _columns_grad_sums_body(dyf, xf, N, P, C, Q, M, G, stats):
     """Fill columns (sum_dy, sum_dy_xc) of ``stats`` from its mean column."""
     K = M * C * Q
     for n in prange(N):
@@ -434,8 +444,8 @@ def _columns_grad_sums_body(dyf, xf, N, P, C, Q, M, stats):
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _columns_moments_body(xf, N, P, C, Q, M, eps, stats):
-    _wave_moments(xf, 0, N, P, C, Q, M, eps, stats)
+def _columns_moments_body(xf, N, P, C, Q, M, G, eps, stats):
+    _wave_moments(xf, 0, N, P, C, Q, M, G, eps, stats)
 
 
 # --------------------------------------------------------------------------
@@ -445,52 +455,52 @@ def _columns_moments_body(xf, N, P, C, Q, M, eps, stats):
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
-def columns_moments(xf, N, P, C, Q, M, eps, stats):
+def columns_moments(xf, N, P, C, Q, M, G, eps, stats):
     """Fill (count, mean, invstd, m2) of ``stats``: parallel parts merged in order."""
-    _columns_moments_body(xf, N, P, C, Q, M, eps, stats)
+    _columns_moments_body(xf, N, P, C, Q, M, G, eps, stats)
 
 
 @njit(**KERNEL_OPTIONS)
-def columns_moments_serial(xf, N, P, C, Q, M, eps, stats):
+def columns_moments_serial(xf, N, P, C, Q, M, G, eps, stats):
     """Single-threaded twin of :func:`columns_moments`: the same parts in the same
     order, so the same bits (used for small inputs, busy or forked callers)."""
-    _columns_moments_body(xf, N, P, C, Q, M, eps, stats)
+    _columns_moments_body(xf, N, P, C, Q, M, G, eps, stats)
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
-def columns_forward(xf, yf, N, P, C, Q, M, gamma, beta, eps, stats, given):
+def columns_forward(xf, yf, N, P, C, Q, M, G, gamma, beta, eps, stats, given):
     """Forward for every sample, in parallel over samples or parts."""
-    _columns_forward_body(xf, yf, N, P, C, Q, M, gamma, beta, eps, stats, given)
+    _columns_forward_body(xf, yf, N, P, C, Q, M, G, gamma, beta, eps, stats, given)
 
 
 @njit(**KERNEL_OPTIONS)
-def columns_forward_serial(xf, yf, N, P, C, Q, M, gamma, beta, eps, stats, given):
+def columns_forward_serial(xf, yf, N, P, C, Q, M, G, gamma, beta, eps, stats, given):
     """Single-threaded twin of :func:`columns_forward`: the same parts in the same
     order, so the same bits (used for small inputs, busy or forked callers)."""
-    _columns_forward_body(xf, yf, N, P, C, Q, M, gamma, beta, eps, stats, given)
+    _columns_forward_body(xf, yf, N, P, C, Q, M, G, gamma, beta, eps, stats, given)
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
-def columns_backward(dyf, xf, dxf, N, P, C, Q, M, gamma, eps, stats, given):
+def columns_backward(dyf, xf, dxf, N, P, C, Q, M, G, gamma, eps, stats, given):
     """dx and per-slice sums for every sample, in parallel."""
-    _columns_backward_body(dyf, xf, dxf, N, P, C, Q, M, gamma, eps, stats, given)
+    _columns_backward_body(dyf, xf, dxf, N, P, C, Q, M, G, gamma, eps, stats, given)
 
 
 @njit(**KERNEL_OPTIONS)
-def columns_backward_serial(dyf, xf, dxf, N, P, C, Q, M, gamma, eps, stats, given):
+def columns_backward_serial(dyf, xf, dxf, N, P, C, Q, M, G, gamma, eps, stats, given):
     """Single-threaded twin of :func:`columns_backward`: the same parts in the same
     order, so the same bits (used for small inputs, busy or forked callers)."""
-    _columns_backward_body(dyf, xf, dxf, N, P, C, Q, M, gamma, eps, stats, given)
+    _columns_backward_body(dyf, xf, dxf, N, P, C, Q, M, G, gamma, eps, stats, given)
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
-def columns_grad_sums(dyf, xf, N, P, C, Q, M, stats):
+def columns_grad_sums(dyf, xf, N, P, C, Q, M, G, stats):
     """Fill (sum_dy, sum_dy_xc) of ``stats`` from its mean column, in parallel."""
-    _columns_grad_sums_body(dyf, xf, N, P, C, Q, M, stats)
+    _columns_grad_sums_body(dyf, xf, N, P, C, Q, M, G, stats)
 
 
 @njit(**KERNEL_OPTIONS)
-def columns_grad_sums_serial(dyf, xf, N, P, C, Q, M, stats):
+def columns_grad_sums_serial(dyf, xf, N, P, C, Q, M, G, stats):
     """Single-threaded twin of :func:`columns_grad_sums`: the same parts in the same
     order, so the same bits (used for small inputs, busy or forked callers)."""
-    _columns_grad_sums_body(dyf, xf, N, P, C, Q, M, stats)
+    _columns_grad_sums_body(dyf, xf, N, P, C, Q, M, G, stats)

@@ -116,25 +116,31 @@ def forward_coefficients(mean, invstd, gamma, beta, coef, s):
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def backward_coefficients(count, mean, invstd, gamma, sum_dy, sum_dyxc, coef, s):
-    """Store (mean_hi, a, k, mdy_hi, c) for slice ``s`` in the data dtype.
+def backward_coefficients(channel_count, mean, invstd, gamma, sum_dy, gdy, gdyxc, coef, s):
+    """Store (mean_hi, a, k, mdy_hi, e) for channel row ``s`` in the data dtype.
 
-    ``dx = a * ((dy - mdy_hi) + ((x - mean_hi) * k + c))`` is
-    ``gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat))`` with
-    ``sum_dyxc = sum(dy * (x - mean))``.  As in the forward, the rounding
-    remainders of the mean and of mean(dy) move into ``c``, and the large
-    factor ``a`` (up to 1/sqrt(eps)) multiplies last, so a slice of one
-    element or a constant slice gets dx exactly 0 where the math says so.
+    For a slice (one or more channels sharing mean and invstd) the gradient
+    is ``dx = invstd * (gamma_c * dy - gdy - (x - mean) * invstd**2 * gdyxc)``
+    with ``gdy = mean(gamma * dy)`` and ``gdyxc = mean(gamma * dy * (x -
+    mean))`` over the slice.  It is evaluated as::
+
+        dx = a * (dy - mdy_hi) + ((x - mean_hi) * k + e)
+
+    with ``a = gamma_c * invstd``, ``mdy`` the channel's mean of dy and the
+    rounding remainders of the means folded into ``e``, so the two
+    differences are exact near the means: a one-element slice gets dx
+    exactly 0, and a constant slice ``a * (dy - mean(dy))``.
     """
-    k = -sum_dyxc * invstd * invstd / count
-    mdy = sum_dy / count
+    a = gamma * invstd
+    k = -gdyxc * (invstd * invstd * invstd)
+    mdy = sum_dy / channel_count
     coef[s, 0] = mean
     mean_hi = coef[s, 0]
-    coef[s, 1] = gamma * invstd
+    coef[s, 1] = a
     coef[s, 2] = k
     coef[s, 3] = mdy
     mdy_hi = coef[s, 3]
-    coef[s, 4] = -(mdy - mdy_hi) - k * (mean - mean_hi)
+    coef[s, 4] = -a * (mdy - mdy_hi) + invstd * (gamma * mdy - gdy) + k * (mean_hi - mean)
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -148,9 +154,9 @@ def normalized(x, mean_hi, scale, shift):
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def backward_value(g, x, mean_hi, a, k, mdy_hi, c):
+def backward_value(g, x, mean_hi, a, k, mdy_hi, e):
     """One element of dx, from :func:`backward_coefficients` (inlined as above)."""
-    return a * ((g - mdy_hi) + ((x - mean_hi) * k + c))
+    return a * (g - mdy_hi) + ((x - mean_hi) * k + e)
 
 
 @njit(fastmath=ELEMENTWISE_FLAGS, **KERNEL_OPTIONS)
@@ -161,7 +167,7 @@ def normalize_span(w, o, mean_hi, scale, shift):
 
 
 @njit(fastmath=ELEMENTWISE_FLAGS, **KERNEL_OPTIONS)
-def backward_span(g, w, o, mean_hi, a, k, mdy_hi, c):
-    """o = a * ((g - mdy_hi) + ((w - mean_hi) * k + c)), in the data dtype."""
+def backward_span(g, w, o, mean_hi, a, k, mdy_hi, e):
+    """o = a * (g - mdy_hi) + ((w - mean_hi) * k + e), in the data dtype."""
     for i in range(w.shape[0]):
-        o[i] = backward_value(g[i], w[i], mean_hi, a, k, mdy_hi, c)
+        o[i] = backward_value(g[i], w[i], mean_hi, a, k, mdy_hi, e)
