@@ -33,8 +33,10 @@ the first format, whose "magic" is the ndim followed by uint32 dims.
 Files are untrusted input.  Any malformed content raises ``ValueError``
 naming the file and the byte offset; nothing is unpickled, and every
 declared count, ndim and shape is checked against the bytes that remain
-before anything of that size is allocated, so a file never makes the
-reader allocate more than about its own size again.  ``.npz`` files read by
+before anything of that size is allocated.  The whole file is validated
+before any array is created; a regular file is then read straight into the
+arrays (memory: the arrays, not a second copy of the file), and
+:func:`read_parameter_file` reads only the arrays its prefix selects.  ``.npz`` files read by
 :func:`read_parameter_file` get the same checks against their members'
 sizes (a deflated member may expand at most 1032-fold, deflate's limit).
 Errors opening or reading the file itself (missing file, permissions) stay
@@ -46,6 +48,7 @@ from __future__ import annotations
 import io as _stdio
 import math
 import os
+import stat
 import struct
 import zipfile
 import zlib
@@ -117,30 +120,37 @@ def _source_name(source) -> str:
     return str(getattr(source, "name", "<file object>"))
 
 
-def _read_bytes(source) -> bytes:
-    """The whole content of a path or binary file object (OSErrors propagate)."""
-    if isinstance(source, (str, bytes, os.PathLike)):
-        with open(source, "rb") as f:
-            return f.read()
-    if hasattr(source, "read"):
-        data = source.read()
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"file object {source!r} must be opened in binary mode")
-        return bytes(data)
-    raise TypeError(f"path must be a str, os.PathLike or binary file object, got {source!r}")
+def _check_source(source) -> None:
+    if not isinstance(source, (str, bytes, os.PathLike)) and not hasattr(source, "read"):
+        raise TypeError(f"path must be a str, os.PathLike or binary file object, got {source!r}")
+
+
+def _read_all(f) -> bytes:
+    data = f.read()
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"file object {f!r} must be opened in binary mode")
+    return bytes(data)
 
 
 class _Reader:
-    """Bounds-checked little-endian reads from a bytes buffer."""
+    """Bounds-checked little-endian reads from a regular file or a bytes buffer.
 
-    def __init__(self, data: bytes, name: str):
-        self.data = data
+    Every read is checked against the bytes that remain, so nothing larger
+    than the source is ever requested.  A regular file is read where it
+    lies (array data straight into the arrays, never a second copy of the
+    file); anything else (pipes, file objects) is read into memory first.
+    """
+
+    def __init__(self, name: str, *, data: bytes | None = None, f=None, size: int = 0):
         self.name = name
+        self.data = data
+        self.f = f
+        self.size = len(data) if data is not None else size
         self.pos = 0
 
     @property
     def remaining(self) -> int:
-        return len(self.data) - self.pos
+        return self.size - self.pos
 
     def error(self, msg: str, offset: int | None = None) -> ValueError:
         at = self.pos if offset is None else offset
@@ -155,32 +165,81 @@ class _Reader:
     def take(self, nbytes: int, what: str) -> bytes:
         self.need(nbytes, what)
         start = self.pos
+        if self.data is not None:
+            raw = self.data[start : start + nbytes]
+        else:
+            raw = self.f.read(nbytes)
+            if len(raw) != nbytes:  # the file shrank while being read
+                raise self.error(f"truncated: {what} needs {nbytes} bytes, got {len(raw)}")
         self.pos += nbytes
-        return self.data[start : self.pos]
+        return raw
+
+    def skip(self, nbytes: int, what: str) -> None:
+        self.need(nbytes, what)
+        self.pos += nbytes
+        if self.f is not None:
+            self.f.seek(self.pos)
 
     def unpack(self, fmt: struct.Struct, what: str) -> int:
-        self.need(fmt.size, what)
-        (value,) = fmt.unpack_from(self.data, self.pos)
-        self.pos += fmt.size
+        (value,) = fmt.unpack(self.take(fmt.size, what))
         return value
 
+    def peek(self, nbytes: int) -> bytes:
+        """Up to ``nbytes`` from the start, leaving the position there."""
+        if self.data is not None:
+            return self.data[:nbytes]
+        self.f.seek(0)
+        raw = self.f.read(nbytes)
+        self.f.seek(0)
+        return raw
 
-def _read_shape(r: _Reader, what: str, ndim_fmt, dim_fmt, ndim=None) -> tuple:
-    """A TShape: ndim (unless given: legacy records) then ndim dims."""
-    if ndim is None:
-        ndim = r.unpack(ndim_fmt, f"{what} ndim")
+    def read_all(self) -> bytes:
+        """The whole content (for formats parsed in memory)."""
+        if self.data is not None:
+            return self.data
+        self.f.seek(0)
+        return self.f.read(self.size)
+
+    def fill(self, out: np.ndarray, offset: int, what: str) -> None:
+        """Fill the C-contiguous ``out`` with the bytes at ``offset`` (already bounds-checked)."""
+        view = out.reshape(-1).view(np.uint8)
+        if not view.size:
+            return
+        if self.data is not None:
+            view[:] = np.frombuffer(self.data, np.uint8, count=view.size, offset=offset)
+            return
+        self.f.seek(offset)
+        done = 0
+        while done < view.size:
+            n = self.f.readinto(view[done:])
+            if not n:
+                raise self.error(
+                    f"truncated: {what} needs {view.size} bytes, got {done}", offset + done
+                )
+            done += n
+
+
+class _Record:
+    """Where one NDArray's data lies, its shape and stored dtype."""
+
+    __slots__ = ("dims", "dtype", "index", "offset")
+
+    def __init__(self, index: int, dims: tuple, dtype: np.dtype, offset: int):
+        self.index, self.dims, self.dtype, self.offset = index, dims, dtype, offset
+
+
+def _read_shape(r: _Reader, what: str, dim_fmt: struct.Struct, ndim: int) -> tuple:
+    """The ndim dims of a TShape (ndim already read)."""
     if ndim < -1 or ndim > _MAX_NDIM:
         raise r.error(f"{what} declares ndim {ndim}, expected -1 to {_MAX_NDIM}", r.pos - 4)
     if ndim <= 0:
-        return ndim, ()
-    r.need(ndim * dim_fmt.size, f"{what} shape of ndim {ndim}")
-    dims = struct.unpack_from(f"<{ndim}{dim_fmt.format[-1]}", r.data, r.pos)
-    r.pos += ndim * dim_fmt.size
-    return ndim, dims
+        return ()
+    raw = r.take(ndim * dim_fmt.size, f"{what} shape of ndim {ndim}")
+    return struct.unpack(f"<{ndim}{dim_fmt.format[-1]}", raw)
 
 
-def _read_ndarray(r: _Reader, index: int, count: int) -> np.ndarray:
-    """One NDArray record, as NDArray::Load / LegacyLoad read it."""
+def _read_record(r: _Reader, index: int, count: int) -> _Record:
+    """One NDArray record's header, as NDArray::Load / LegacyLoad read it; skips its data."""
     what = f"NDArray {index} (of {count})"
     start = r.pos
     magic = r.unpack(_U32, f"{what} magic")
@@ -196,13 +255,15 @@ def _read_ndarray(r: _Reader, index: int, count: int) -> np.ndarray:
         if stype != 0:
             raise r.error(f"{what} has unknown storage type {stype}", stype_at)
         shape_at = r.pos
-        ndim, dims = _read_shape(r, what, _I32, _I64)
+        ndim = r.unpack(_I32, f"{what} ndim")
+        dims = _read_shape(r, what, _I64, ndim)
         # Legacy shape semantics (V2): ndim 0 marks an empty "none" NDArray.
         # NumPy semantics (V3): ndim 0 is a 0-d array.
         none = magic == _V2_MAGIC and ndim == 0
     elif magic == _V1_MAGIC:
         shape_at = r.pos
-        ndim, dims = _read_shape(r, what, _I32, _I64)
+        ndim = r.unpack(_I32, f"{what} ndim")
+        dims = _read_shape(r, what, _I64, ndim)
         none = False
     else:
         # The first format had no magic: these 4 bytes were the ndim, followed
@@ -214,7 +275,8 @@ def _read_ndarray(r: _Reader, index: int, count: int) -> np.ndarray:
                 start,
             )
         shape_at = start
-        ndim, dims = _read_shape(r, what, None, _U32, ndim=magic)
+        ndim = magic
+        dims = _read_shape(r, what, _U32, ndim)
         none = False
     # -1 marks an unknown ndim or dimension (shape_is_known): a placeholder.
     if none or ndim == -1 or -1 in dims:
@@ -240,19 +302,32 @@ def _read_ndarray(r: _Reader, index: int, count: int) -> np.ndarray:
     if dtype is None:
         detail = "bfloat16, which NumPy cannot represent" if flag == 12 else "unknown"
         raise r.error(f"{what} has type flag {flag} ({detail})", flag_at)
-    size = math.prod(dims)
-    # Checked before any allocation: a hostile shape fails here, at no cost.
-    raw = r.take(size * dtype.itemsize, f"{what} data of shape {tuple(dims)} and dtype {dtype}")
-    # Both branches return a fresh array owning its data (never a view of the file).
-    if dtype.kind == "b":
+    offset = r.pos
+    # Checked against the remaining bytes before anything is allocated: a
+    # hostile shape fails here, at no cost.
+    nbytes = math.prod(dims) * dtype.itemsize
+    r.skip(nbytes, f"{what} data of shape {tuple(dims)} and dtype {dtype}")
+    return _Record(index, tuple(dims), dtype, offset)
+
+
+def _materialize(r: _Reader, rec: _Record) -> np.ndarray:
+    """A fresh array (owning its data) with the record's values."""
+    out = np.empty(rec.dims, dtype=rec.dtype)
+    r.fill(out, rec.offset, f"NDArray {rec.index} data")
+    if rec.dtype.kind == "b":
         # Normalize: any nonzero byte is True, as mshadow's bool reads it.
-        return np.frombuffer(raw, dtype=np.uint8).reshape(dims) != 0
-    return np.frombuffer(raw, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
+        return out.view(np.uint8) != 0
+    if not rec.dtype.isnative:
+        out = out.astype(rec.dtype.newbyteorder("="))
+    return out
 
 
-def _parse_mxnet(data: bytes, name: str):
-    """(arrays, names) of a complete MXNet list file; names is None when unnamed."""
-    r = _Reader(data, name)
+def _parse_mxnet(r: _Reader):
+    """(records, names) of a complete MXNet list file; names is None when unnamed.
+
+    The whole file is checked (every header, the name table, no trailing
+    bytes) before any array is allocated.
+    """
     header = r.unpack(_U64, "file header")
     if header != _LIST_MAGIC:
         raise r.error(
@@ -266,7 +341,7 @@ def _parse_mxnet(data: bytes, name: str):
             f"declares {count} arrays, more than the {r.remaining} remaining bytes can hold",
             count_at,
         )
-    arrays = [_read_ndarray(r, i, count) for i in range(count)]
+    records = [_read_record(r, i, count) for i in range(count)]
     names_at = r.pos
     nnames = r.unpack(_U64, "name count")
     if nnames not in (0, count):
@@ -294,7 +369,35 @@ def _parse_mxnet(data: bytes, name: str):
         names.append(key)
     if r.remaining:
         raise r.error(f"{r.remaining} unexpected bytes after the name table")
-    return arrays, (names if nnames else None)
+    return records, (names if nnames else None)
+
+
+class _Source:
+    """An open source as a :class:`_Reader` (context manager; OSErrors propagate)."""
+
+    def __init__(self, source):
+        _check_source(source)
+        self.source = source
+        self.name = _source_name(source)
+        self.f = None
+
+    def __enter__(self) -> _Reader:
+        if not isinstance(self.source, (str, bytes, os.PathLike)):
+            return _Reader(self.name, data=_read_all(self.source))
+        self.f = open(self.source, "rb")
+        try:
+            st = os.fstat(self.f.fileno())
+            if stat.S_ISREG(st.st_mode):
+                return _Reader(self.name, f=self.f, size=st.st_size)
+            return _Reader(self.name, data=_read_all(self.f))
+        except BaseException:
+            # __exit__ does not run when __enter__ raises.
+            self.f.close()
+            raise
+
+    def __exit__(self, *exc):
+        if self.f is not None:
+            self.f.close()
 
 
 def load_mxnet_params(path):
@@ -326,9 +429,16 @@ def load_mxnet_params(path):
         V3) may be mixed in one file.
     OSError
         When the file cannot be opened or read.
+
+    Notes
+    -----
+    The whole file is validated before any array is allocated; a regular
+    file is then read straight into the arrays, so memory use is the
+    arrays' size (file objects and pipes are read into memory first).
     """
-    name = _source_name(path)
-    arrays, names = _parse_mxnet(_read_bytes(path), name)
+    with _Source(path) as r:
+        records, names = _parse_mxnet(r)
+        arrays = [_materialize(r, rec) for rec in records]
     if names is None:
         return arrays
     return dict(zip(names, arrays, strict=True))
@@ -574,28 +684,33 @@ def read_parameter_file(path, prefix=""):
     """
     if not isinstance(prefix, str):
         raise TypeError(f"prefix must be a str, got {prefix!r}")
-    name = _source_name(path)
-    data = _read_bytes(path)
-    if data[:8] == _U64.pack(_LIST_MAGIC):
-        arrays, names = _parse_mxnet(data, name)
-        if names is None and arrays:
-            raise ValueError(
-                f"{name!r} is an unnamed MXNet list of {len(arrays)} arrays (mx.nd.save of a "
-                "list), not named parameters; read it with fastnorm.io.load_mxnet_params"
-            )
-        # An empty file has no names either: Gluon's save_parameters of a block
-        # without parameters writes one.
-        loaded = dict(zip(names or [], arrays, strict=True))
-    elif data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
-        loaded = _parse_npz(data, name)
-    else:
+    with _Source(path) as r:
+        head = r.peek(8)
+        if head == _U64.pack(_LIST_MAGIC):
+            records, names = _parse_mxnet(r)
+            if names is None and records:
+                raise ValueError(
+                    f"{r.name!r} is an unnamed MXNet list of {len(records)} arrays (mx.nd.save "
+                    "of a list), not named parameters; read it with fastnorm.io.load_mxnet_params"
+                )
+            # An empty file has no names either: Gluon's save_parameters of a
+            # block without parameters writes one.
+            chosen = _select(dict(zip(names or [], records, strict=True)), prefix, r.name)
+            # Only the selected arrays are read (one layer out of a whole model).
+            return {key: _materialize(r, rec) for key, rec in chosen.items()}
+        if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+            return _select(_parse_npz(r.read_all(), r.name), prefix, r.name)
         raise ValueError(
-            f"{name!r} is not a NumPy .npz archive or an MXNet parameter file "
-            f"(header 0x112): it starts with {data[:8]!r}"
+            f"{r.name!r} is not a NumPy .npz archive or an MXNet parameter file "
+            f"(header 0x112): it starts with {head!r}"
         )
+
+
+def _select(entries: dict, prefix: str, name: str) -> dict:
+    """The entries whose names start with ``prefix``, under the rest of their names."""
     tagged = prefix.startswith(_ARG_AUX)
     selected = {}
-    for key, value in loaded.items():
+    for key, value in entries.items():
         candidate = key if tagged else _strip_tag(key)
         if not candidate.startswith(prefix):
             continue
@@ -607,10 +722,10 @@ def read_parameter_file(path, prefix=""):
             )
         selected[short] = value
     if prefix and not selected:
-        sample = ", ".join(repr(k) for k in list(loaded)[:6])
+        sample = ", ".join(repr(k) for k in list(entries)[:6])
         raise ValueError(
             f"no entry of {name!r} starts with prefix {prefix!r}; its names are "
-            f"{sample}{', ...' if len(loaded) > 6 else ''}"
+            f"{sample}{', ...' if len(entries) > 6 else ''}"
         )
     return selected
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import tempfile
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -104,9 +105,23 @@ def _v2(arr: np.ndarray, *, magic=V2, stype=0, dev=(1, 0), flag=None, shape=None
 
 
 def _load_bytes(data: bytes, name="mem.params"):
+    """Load from memory: a file object, read whole (the in-memory reader)."""
     f = io.BytesIO(data)
     f.name = name
     return load_mxnet_params(f)
+
+
+_SCRATCH = tempfile.TemporaryDirectory(prefix="fastnorm-test-io-")
+
+
+def _load_file(data: bytes, name="mem.params"):
+    """Load from a regular file (the reader that seeks and reads in place)."""
+    path = Path(_SCRATCH.name) / name
+    path.write_bytes(data)
+    return load_mxnet_params(path)
+
+
+LOADERS = {"bytes": _load_bytes, "file": _load_file}
 
 
 # -- golden files ----------------------------------------------------------------------
@@ -572,6 +587,21 @@ def test_tracemalloc_sees_array_allocations():
     assert _peak_bytes(lambda: _load_bytes(data)) > 8 << 20
 
 
+def test_regular_files_are_read_into_the_arrays_directly(tmp_path):
+    """Loading a file costs the arrays' memory, not a second copy of the file."""
+    path = tmp_path / "big.params"
+    big = np.arange(1 << 20, dtype=np.float64)  # 8 MiB
+    save_mxnet_params(path, {"0.weight": big, "1.gamma": np.ones(4, np.float32)})
+    assert _peak_bytes(lambda: load_mxnet_params(path)) < (8 << 20) * 1.25
+    # Selecting one small layer reads only its bytes.
+    got = {}
+    peak = _peak_bytes(lambda: got.update(read_parameter_file(path, prefix="1.")))
+    assert peak < 1 << 20
+    np.testing.assert_array_equal(got["gamma"], np.ones(4, np.float32))
+    loaded = load_mxnet_params(path)
+    np.testing.assert_array_equal(loaded["0.weight"], big)
+
+
 @pytest.mark.parametrize(
     "data",
     [
@@ -595,10 +625,11 @@ def test_tracemalloc_sees_array_allocations():
         "name-len",
     ],
 )
-def test_hostile_declarations_allocate_nothing_large(data):
+@pytest.mark.parametrize("backend", sorted(LOADERS))
+def test_hostile_declarations_allocate_nothing_large(data, backend):
     def load():
         with pytest.raises(ValueError, match="byte offset"):
-            _load_bytes(data)
+            LOADERS[backend](data)
 
     assert _peak_bytes(load) < 256 << 10
 
@@ -606,17 +637,18 @@ def test_hostile_declarations_allocate_nothing_large(data):
 # -- truncations and bit flips ----------------------------------------------------------------
 
 
+@pytest.mark.parametrize("backend", sorted(LOADERS))
 @pytest.mark.parametrize("file", PARAM_FILES)
-def test_every_truncation_raises_value_error(file):
+def test_every_truncation_raises_value_error(file, backend):
     data = _golden_bytes(file)
     for cut in range(len(data)):
-        with pytest.raises(ValueError, match=r"'cut\.params' at byte offset \d+"):
-            _load_bytes(data[:cut], name="cut.params")
+        with pytest.raises(ValueError, match=r"cut\.params' at byte offset \d+"):
+            LOADERS[backend](data[:cut], name="cut.params")
 
 
-def _load_or_value_error(data: bytes):
+def _load_or_value_error(data: bytes, backend: str = "bytes"):
     try:
-        return _load_bytes(data)
+        return LOADERS[backend](data)
     except ValueError as exc:
         assert "byte offset" in str(exc)
         return None
@@ -626,12 +658,21 @@ def _load_or_value_error(data: bytes):
 @given(
     file=st.sampled_from(PARAM_FILES),
     flips=st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 7)), min_size=1, max_size=4),
+    backend=st.sampled_from(sorted(LOADERS)),
 )
-def test_bit_flips_parse_or_raise_value_error(file, flips):
+def test_bit_flips_parse_or_raise_value_error(file, flips, backend):
     data = bytearray(_golden_bytes(file))
     for pos, bit in flips:
         data[pos % len(data)] ^= 1 << bit
-    _load_or_value_error(bytes(data))
+    got = _load_or_value_error(bytes(data), backend)
+    # Both readers agree on every input: same arrays, or both refuse.
+    other = _load_or_value_error(bytes(data), "file" if backend == "bytes" else "bytes")
+    assert (got is None) == (other is None)
+    if got is not None:
+        pairs = got.items() if isinstance(got, dict) else enumerate(got)
+        for key, value in pairs:
+            assert value.dtype == other[key].dtype
+            np.testing.assert_array_equal(value, other[key])
 
 
 @FUZZ
@@ -640,8 +681,9 @@ def test_bit_flips_parse_or_raise_value_error(file, flips):
     pos=st.integers(0, 1 << 20),
     junk=st.binary(min_size=1, max_size=16),
     mode=st.sampled_from(["overwrite", "insert", "delete"]),
+    backend=st.sampled_from(sorted(LOADERS)),
 )
-def test_byte_splices_parse_or_raise_value_error(file, pos, junk, mode):
+def test_byte_splices_parse_or_raise_value_error(file, pos, junk, mode, backend):
     data = _golden_bytes(file)
     pos %= len(data)
     if mode == "overwrite":
@@ -650,7 +692,7 @@ def test_byte_splices_parse_or_raise_value_error(file, pos, junk, mode):
         data = data[:pos] + junk + data[pos:]
     else:
         data = data[:pos] + data[pos + len(junk) :]
-    _load_or_value_error(data)
+    _load_or_value_error(data, backend)
 
 
 @FUZZ
