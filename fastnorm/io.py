@@ -36,11 +36,11 @@ declared count, ndim and shape is checked against the bytes that remain
 before anything of that size is allocated.  The whole file is validated
 before any array is created; a regular file is then read straight into the
 arrays (memory: the arrays, not a second copy of the file), and
-:func:`read_parameter_file` reads only the arrays its prefix selects.  ``.npz`` files read by
-:func:`read_parameter_file` get the same checks against their members'
-sizes (a deflated member may expand at most 1032-fold, deflate's limit).
-Errors opening or reading the file itself (missing file, permissions) stay
-``OSError``.
+:func:`read_parameter_file` reads only the arrays its prefix selects.
+``.npz`` files read by :func:`read_parameter_file` get the same checks
+against their members' sizes (a deflated member may expand at most
+1032-fold, deflate's limit).  Errors opening or reading the file itself
+(missing file, permissions) stay ``OSError``.
 """
 
 from __future__ import annotations
