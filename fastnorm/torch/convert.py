@@ -11,15 +11,13 @@ __all__ = ["convert", "replacements"]
 
 def replacements() -> dict:
     """The torch.nn classes :func:`convert` replaces, mapped to fastnorm's."""
-    table = {
+    return {
         torch.nn.InstanceNorm1d: _modules.InstanceNorm1d,
         torch.nn.InstanceNorm2d: _modules.InstanceNorm2d,
         torch.nn.InstanceNorm3d: _modules.InstanceNorm3d,
+        torch.nn.GroupNorm: _modules.GroupNorm,
+        torch.nn.LayerNorm: _modules.LayerNorm,
     }
-    for name in ("GroupNorm", "LayerNorm"):
-        if hasattr(_modules, name):
-            table[getattr(torch.nn, name)] = getattr(_modules, name)
-    return table
 
 
 def _swap(module: torch.nn.Module, cls: type) -> torch.nn.Module:
@@ -52,8 +50,8 @@ def convert(module: torch.nn.Module) -> torch.nn.Module:
 
     Notes
     -----
-    Replaced: exactly ``torch.nn.InstanceNorm1d/2d/3d`` (and ``GroupNorm``
-    and ``LayerNorm`` where fastnorm has them); subclasses are left alone,
+    Replaced: exactly ``torch.nn.InstanceNorm1d/2d/3d``, ``GroupNorm`` and
+    ``LayerNorm`` (their fastnorm subclasses are not); other subclasses are left alone,
     since they may override ``forward``.  Each replacement keeps the
     original's Parameter and buffer objects (so an optimizer built before
     still updates them), hooks, ``training`` flag, device and dtype.

@@ -12,9 +12,10 @@ import math
 import torch
 from torch import Tensor
 
+from . import _views as V
 from . import ops as _ops
 
-__all__ = ["instance_norm"]
+__all__ = ["group_norm", "instance_norm", "layer_norm"]
 
 
 def _needs_grad(*tensors) -> bool:
@@ -90,6 +91,7 @@ def instance_norm(
         For dtypes other than float16, bfloat16, float32 and float64.
     """
     eps = _check_eps(eps)
+    V.check_input("input", input, 3)
     if not use_input_stats:
         if running_mean is None or running_var is None:
             raise ValueError(
@@ -100,7 +102,7 @@ def instance_norm(
         return torch.nn.functional.instance_norm(
             input, running_mean, running_var, weight, bias, False, momentum, eps
         )
-    if isinstance(input, Tensor) and input.dim() >= 2 and math.prod(input.shape[2:]) == 1:
+    if math.prod(input.shape[2:]) == 1:
         # PyTorch's message: instance statistics of one element are meaningless.
         raise ValueError(
             f"Expected more than 1 spatial element when training, got input size {input.size()}"
@@ -118,3 +120,94 @@ def instance_norm(
             var = (invstd.square().reciprocal() - eps).clamp_min(0.0)
             _update_running(running_var, var.mean(0) * (n / (n - 1)), momentum)
     return y
+
+
+def group_norm(
+    input: Tensor,
+    num_groups: int,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Group normalization of an (N, C, *) CPU tensor with fastnorm.
+
+    ``torch.nn.functional.group_norm``'s signature and result (with float64
+    statistics), differentiable, in the input's memory format
+    (channels-last in, channels-last out, without a copy).
+
+    Parameters
+    ----------
+    input : Tensor
+        (N, C, *) with at least 2 dimensions; float32/float64 computed
+        natively, float16/bfloat16 in float32.
+    num_groups : int
+        Number of groups; divides C.  Each group of C // num_groups
+        consecutive channels is normalized together, per sample.
+    weight, bias : Tensor of shape (C,), optional
+        Per-channel scale and shift.
+    eps : float, default 1e-5
+        Added to the variance inside the square root.
+
+    Returns
+    -------
+    Tensor
+        input's shape, dtype and memory format.
+    """
+    eps = _check_eps(eps)
+    if isinstance(num_groups, bool) or not isinstance(num_groups, int):
+        raise TypeError(f"num_groups must be an int, got {num_groups!r}")
+    V.check_input("input", input, 2)
+    N, C = input.shape[0], input.shape[1]
+    if num_groups >= 1 and N * C // num_groups * math.prod(input.shape[2:]) == 1:
+        # PyTorch's check and message, kept for parity.
+        size = [N * C // num_groups, num_groups, *input.shape[2:]]
+        raise ValueError(
+            f"Expected more than 1 value per channel when training, got input size {size}"
+        )
+    if not _needs_grad(input, weight, bias):
+        return _ops.group_norm(input, num_groups, weight, bias, eps)
+    return _ops.group_norm_train(input, num_groups, weight, bias, eps)[0]
+
+
+def layer_norm(
+    input: Tensor,
+    normalized_shape,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Layer normalization over the trailing axes of a CPU tensor with fastnorm.
+
+    ``torch.nn.functional.layer_norm``'s signature and result (with float64
+    statistics), differentiable.
+
+    Parameters
+    ----------
+    input : Tensor
+        (*, *normalized_shape); float32/float64 computed natively,
+        float16/bfloat16 in float32.  Non-contiguous inputs cost one copy.
+    normalized_shape : int or sequence of int
+        The trailing shape to normalize over.
+    weight, bias : Tensor of shape normalized_shape, optional
+        Element-wise scale and shift.
+    eps : float, default 1e-5
+        Added to the variance inside the square root.
+
+    Returns
+    -------
+    Tensor
+        input's shape and dtype, contiguous (as PyTorch's layer_norm).
+    """
+    eps = _check_eps(eps)
+    if isinstance(normalized_shape, int) and not isinstance(normalized_shape, bool):
+        normalized_shape = [normalized_shape]
+    try:
+        shape = [int(d) for d in normalized_shape]
+    except TypeError:
+        raise TypeError(
+            f"normalized_shape must be an int or a sequence of ints, got {normalized_shape!r}"
+        ) from None
+    V.check_input("input", input, len(shape))
+    if not _needs_grad(input, weight, bias):
+        return _ops.layer_norm(input, shape, weight, bias, eps)
+    return _ops.layer_norm_train(input, shape, weight, bias, eps)[0]

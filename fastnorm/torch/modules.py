@@ -13,7 +13,7 @@ from torch import Tensor
 
 from . import functional as _F
 
-__all__ = ["InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"]
+__all__ = ["GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "LayerNorm"]
 
 
 class _InstanceNormMixin:
@@ -59,3 +59,20 @@ class InstanceNorm3d(_InstanceNormMixin, torch.nn.InstanceNorm3d):
 
     channels_last_3d inputs give channels_last_3d outputs without a copy.
     """
+
+
+class GroupNorm(torch.nn.GroupNorm):
+    """``torch.nn.GroupNorm`` computed by fastnorm: (N, C, *).
+
+    channels_last inputs give channels_last outputs without a copy.
+    """
+
+    def forward(self, input: Tensor) -> Tensor:
+        return _F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+
+class LayerNorm(torch.nn.LayerNorm):
+    """``torch.nn.LayerNorm`` computed by fastnorm: (*, *normalized_shape)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return _F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)

@@ -39,7 +39,17 @@ from fastnorm import functional as _functional
 from . import _views as V
 from ._threads import follow_torch
 
-__all__ = ["instance_norm", "instance_norm_backward", "instance_norm_train"]
+__all__ = [
+    "group_norm",
+    "group_norm_backward",
+    "group_norm_train",
+    "instance_norm",
+    "instance_norm_backward",
+    "instance_norm_train",
+    "layer_norm",
+    "layer_norm_backward",
+    "layer_norm_train",
+]
 
 
 def _to_compute(t: Tensor) -> Tensor:
@@ -227,3 +237,378 @@ def _instance_backward(ctx, grad_output, *_stats_grads):
 
 instance_norm.register_autograd(_instance_backward, setup_context=_instance_setup)
 instance_norm_train.register_autograd(_instance_backward, setup_context=_instance_setup)
+
+
+# --------------------------------------------------------------------------
+# group norm
+
+
+def _group_view(x: Tensor) -> Tensor:
+    """(N, C) inputs as (N, C, 1): fastnorm wants an axis to normalize over."""
+    return x.unsqueeze(-1) if x.dim() == 2 else x
+
+
+def _check_groups(x: Tensor, num_groups: int) -> None:
+    C = x.shape[1]
+    if num_groups < 1 or C % num_groups:
+        raise ValueError(
+            f"num_groups must be >= 1 and divide the number of channels {C}, got {num_groups}"
+        )
+
+
+def _group_forward(x: Tensor, num_groups: int, weight, bias, eps: float, with_stats: bool):
+    V.check_input("input", x, 2)
+    _check_groups(x, num_groups)
+    V.check_param("weight", weight, (x.shape[1],))
+    V.check_param("bias", bias, (x.shape[1],))
+    follow_torch()
+    xg = _group_view(_to_compute(x))
+    view = V.view_of(xg)
+    y = V.empty_like(xg, view)
+    xn, yn = V.as_numpy(xg, view), V.as_numpy(y, view)
+    g, b = V.param_numpy(weight), V.param_numpy(bias)
+    if with_stats:
+        mean, invstd = fastnorm.group_norm_stats(xn, num_groups, axis=view.axis, eps=eps)
+    fastnorm.group_norm(xn, num_groups, g, b, axis=view.axis, eps=eps, out=yn)
+    y = y.view(x.shape) if x.dim() == 2 else y
+    y = y if y.dtype == x.dtype else y.to(x.dtype)
+    if not with_stats:
+        return y
+    return y, torch.from_numpy(mean), torch.from_numpy(invstd)
+
+
+def _group_out_fake(x: Tensor) -> Tensor:
+    return V.empty_like(x, V.view_of(x)) if x.dim() > 2 else torch.empty_like(x)
+
+
+@torch.library.custom_op("fastnorm::group_norm", mutates_args=())
+def group_norm(
+    input: Tensor, num_groups: int, weight: Tensor | None, bias: Tensor | None, eps: float
+) -> Tensor:
+    """Group norm of an (N, C, *) CPU tensor, in its memory format.
+
+    Parameters
+    ----------
+    input : Tensor
+        (N, C, *), at least 2 dimensions; float32/float64 native,
+        float16/bfloat16 computed in float32.
+    num_groups : int
+        Divides C; each group holds C // num_groups consecutive channels.
+    weight, bias : Tensor of shape (C,) or None
+        Per-channel scale and shift (None: ones and zeros).
+    eps : float
+        Added to the variance inside the square root.
+
+    Returns
+    -------
+    Tensor
+        The normalized tensor, with the input's dtype and memory format.
+    """
+    return _group_forward(input, num_groups, weight, bias, eps, False)
+
+
+@group_norm.register_fake
+def _group_norm_fake(input, num_groups, weight, bias, eps):
+    return _group_out_fake(input)
+
+
+@torch.library.custom_op("fastnorm::group_norm_train", mutates_args=())
+def group_norm_train(
+    input: Tensor, num_groups: int, weight: Tensor | None, bias: Tensor | None, eps: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`group_norm` that also returns float64 (N, num_groups) mean and invstd."""
+    return _group_forward(input, num_groups, weight, bias, eps, True)
+
+
+@group_norm_train.register_fake
+def _group_norm_train_fake(input, num_groups, weight, bias, eps):
+    shape = (input.shape[0], num_groups)
+    return (
+        _group_out_fake(input),
+        input.new_empty(shape, dtype=torch.float64),
+        input.new_empty(shape, dtype=torch.float64),
+    )
+
+
+@torch.library.custom_op("fastnorm::group_norm_backward", mutates_args=())
+def group_norm_backward(
+    grad_output: Tensor,
+    input: Tensor,
+    num_groups: int,
+    weight: Tensor | None,
+    mean: Tensor | None,
+    invstd: Tensor | None,
+    eps: float,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Gradients of group norm with respect to input, weight and bias.
+
+    mean and invstd (float64, (N, num_groups)) are the forward's statistics
+    from ``group_norm_train``, or None to recompute them.  grad_input has
+    the input's dtype and memory format; grad_weight and grad_bias shape
+    (C,) in weight's dtype (input's when weight is None).
+    """
+    V.check_input("input", input, 2)
+    V.check_input("grad_output", grad_output, 2)
+    follow_torch()
+    xg = _group_view(_to_compute(input))
+    view = V.view_of(xg)
+    dyg = _group_view(_to_compute(grad_output).to(xg.dtype))
+    dx = V.empty_like(xg, view)
+    stats = {}
+    if mean is not None and invstd is not None:
+        stats = {"mean": mean.detach().numpy(), "invstd": invstd.detach().numpy()}
+    _, dgamma, dbeta = fastnorm.group_norm_backward(
+        V.as_numpy(dyg, view),
+        V.as_numpy(xg, view),
+        num_groups,
+        V.param_numpy(weight),
+        axis=view.axis,
+        eps=eps,
+        out=V.as_numpy(dx, view),
+        **stats,
+    )
+    dx = dx.view(input.shape) if input.dim() == 2 else dx
+    gdtype = _grad_dtype(input, weight)
+    return (
+        dx if dx.dtype == input.dtype else dx.to(input.dtype),
+        torch.from_numpy(np.asarray(dgamma)).to(gdtype),
+        torch.from_numpy(np.asarray(dbeta)).to(gdtype),
+    )
+
+
+@group_norm_backward.register_fake
+def _group_norm_backward_fake(grad_output, input, num_groups, weight, mean, invstd, eps):
+    C = input.shape[1]
+    gdtype = _grad_dtype(input, weight)
+    return (
+        _group_out_fake(input),
+        input.new_empty((C,), dtype=gdtype),
+        input.new_empty((C,), dtype=gdtype),
+    )
+
+
+def _group_setup(ctx, inputs, output):
+    x, num_groups, weight, _, eps = inputs
+    if isinstance(output, tuple):
+        _, mean, invstd = output
+        ctx.mark_non_differentiable(mean, invstd)
+    else:
+        mean = invstd = None
+    ctx.save_for_backward(x, weight, mean, invstd)
+    ctx.num_groups = num_groups
+    ctx.eps = eps
+
+
+def _group_backward(ctx, grad_output, *_stats_grads):
+    x, weight, mean, invstd = ctx.saved_tensors
+    dx, dweight, dbias = torch.ops.fastnorm.group_norm_backward(
+        grad_output, x, ctx.num_groups, weight, mean, invstd, ctx.eps
+    )
+    need = ctx.needs_input_grad
+    return (
+        dx if need[0] else None,
+        None,
+        dweight if need[2] else None,
+        dbias if need[3] else None,
+        None,
+    )
+
+
+group_norm.register_autograd(_group_backward, setup_context=_group_setup)
+group_norm_train.register_autograd(_group_backward, setup_context=_group_setup)
+
+
+# --------------------------------------------------------------------------
+# layer norm
+#
+# Like PyTorch's layer_norm, inputs are normalized contiguous (other strides
+# cost one copy) and outputs are contiguous: the normalized axes are the
+# trailing ones, and x is viewed as (B, *normalized_shape).
+
+
+def _layer_axis(k: int):
+    return -1 if k == 1 else tuple(range(1, k + 1))
+
+
+def _layer_check(x: Tensor, normalized_shape: list[int], weight, bias) -> tuple:
+    V.check_input("input", x, 1)
+    shape = tuple(normalized_shape)
+    k = len(shape)
+    if k == 0 or x.dim() < k or tuple(x.shape[x.dim() - k :]) != shape:
+        raise ValueError(
+            f"normalized_shape {list(shape)} must be non-empty and match the trailing "
+            f"dimensions of input of shape {tuple(x.shape)}"
+        )
+    V.check_param("weight", weight, shape)
+    V.check_param("bias", bias, shape)
+    return shape
+
+
+def _layer_forward(x: Tensor, normalized_shape, weight, bias, eps: float, with_stats: bool):
+    shape = _layer_check(x, normalized_shape, weight, bias)
+    follow_torch()
+    xc = _to_compute(x).contiguous()
+    xn = xc.detach().numpy().reshape(-1, *shape)
+    y = torch.empty(x.shape, dtype=xc.dtype)
+    yn = y.numpy().reshape(xn.shape)
+    g, b = V.param_numpy(weight), V.param_numpy(bias)
+    axis = _layer_axis(len(shape))
+    if with_stats:
+        mean, invstd = fastnorm.layer_norm_stats(xn, axis=axis, eps=eps)
+    fastnorm.layer_norm(xn, g, b, axis=axis, eps=eps, out=yn)
+    y = y if y.dtype == x.dtype else y.to(x.dtype)
+    if not with_stats:
+        return y
+    stats_shape = x.shape[: x.dim() - len(shape)]
+    return (
+        y,
+        torch.from_numpy(mean).reshape(stats_shape),
+        torch.from_numpy(invstd).reshape(stats_shape),
+    )
+
+
+@torch.library.custom_op("fastnorm::layer_norm", mutates_args=())
+def layer_norm(
+    input: Tensor,
+    normalized_shape: list[int],
+    weight: Tensor | None,
+    bias: Tensor | None,
+    eps: float,
+) -> Tensor:
+    """Layer norm over the trailing ``normalized_shape`` axes of a CPU tensor.
+
+    Parameters
+    ----------
+    input : Tensor
+        (*, *normalized_shape); float32/float64 native, float16/bfloat16
+        computed in float32.
+    normalized_shape : list of int
+        The trailing shape normalized over.
+    weight, bias : Tensor of shape normalized_shape, or None
+        Element-wise scale and shift (None: ones and zeros).
+    eps : float
+        Added to the variance inside the square root.
+
+    Returns
+    -------
+    Tensor
+        Contiguous (as PyTorch's layer_norm returns), input's dtype.
+    """
+    return _layer_forward(input, normalized_shape, weight, bias, eps, False)
+
+
+@layer_norm.register_fake
+def _layer_norm_fake(input, normalized_shape, weight, bias, eps):
+    return torch.empty_like(input, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op("fastnorm::layer_norm_train", mutates_args=())
+def layer_norm_train(
+    input: Tensor,
+    normalized_shape: list[int],
+    weight: Tensor | None,
+    bias: Tensor | None,
+    eps: float,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`layer_norm` that also returns float64 mean and invstd (the leading shape)."""
+    return _layer_forward(input, normalized_shape, weight, bias, eps, True)
+
+
+@layer_norm_train.register_fake
+def _layer_norm_train_fake(input, normalized_shape, weight, bias, eps):
+    shape = input.shape[: input.dim() - len(normalized_shape)]
+    return (
+        torch.empty_like(input, memory_format=torch.contiguous_format),
+        input.new_empty(shape, dtype=torch.float64),
+        input.new_empty(shape, dtype=torch.float64),
+    )
+
+
+@torch.library.custom_op("fastnorm::layer_norm_backward", mutates_args=())
+def layer_norm_backward(
+    grad_output: Tensor,
+    input: Tensor,
+    normalized_shape: list[int],
+    weight: Tensor | None,
+    mean: Tensor | None,
+    invstd: Tensor | None,
+    eps: float,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Gradients of layer norm with respect to input, weight and bias.
+
+    mean and invstd (float64, the input's leading shape) are the forward's
+    statistics from ``layer_norm_train``, or None to recompute them.
+    grad_input is contiguous in the input's dtype; grad_weight and
+    grad_bias have normalized_shape, in weight's dtype (input's when
+    weight is None).
+    """
+    shape = _layer_check(input, normalized_shape, weight, None)
+    V.check_input("grad_output", grad_output, 1)
+    follow_torch()
+    xc = _to_compute(input).contiguous()
+    xn = xc.detach().numpy().reshape(-1, *shape)
+    dyn = _to_compute(grad_output).to(xc.dtype).detach().numpy().reshape(xn.shape)
+    dx = torch.empty(input.shape, dtype=xc.dtype)
+    stats = {}
+    if mean is not None and invstd is not None:
+        stats = {
+            "mean": mean.detach().numpy().reshape(xn.shape[0]),
+            "invstd": invstd.detach().numpy().reshape(xn.shape[0]),
+        }
+    _, dgamma, dbeta = fastnorm.layer_norm_backward(
+        dyn,
+        xn,
+        V.param_numpy(weight),
+        axis=_layer_axis(len(shape)),
+        eps=eps,
+        out=dx.numpy().reshape(xn.shape),
+        **stats,
+    )
+    gdtype = _grad_dtype(input, weight)
+    return (
+        dx if dx.dtype == input.dtype else dx.to(input.dtype),
+        torch.from_numpy(np.asarray(dgamma)).reshape(shape).to(gdtype),
+        torch.from_numpy(np.asarray(dbeta)).reshape(shape).to(gdtype),
+    )
+
+
+@layer_norm_backward.register_fake
+def _layer_norm_backward_fake(grad_output, input, normalized_shape, weight, mean, invstd, eps):
+    gdtype = _grad_dtype(input, weight)
+    shape = tuple(normalized_shape)
+    return (
+        torch.empty_like(input, memory_format=torch.contiguous_format),
+        input.new_empty(shape, dtype=gdtype),
+        input.new_empty(shape, dtype=gdtype),
+    )
+
+
+def _layer_setup(ctx, inputs, output):
+    x, normalized_shape, weight, _, eps = inputs
+    if isinstance(output, tuple):
+        _, mean, invstd = output
+        ctx.mark_non_differentiable(mean, invstd)
+    else:
+        mean = invstd = None
+    ctx.save_for_backward(x, weight, mean, invstd)
+    ctx.normalized_shape = list(normalized_shape)
+    ctx.eps = eps
+
+
+def _layer_backward(ctx, grad_output, *_stats_grads):
+    x, weight, mean, invstd = ctx.saved_tensors
+    dx, dweight, dbias = torch.ops.fastnorm.layer_norm_backward(
+        grad_output, x, ctx.normalized_shape, weight, mean, invstd, ctx.eps
+    )
+    need = ctx.needs_input_grad
+    return (
+        dx if need[0] else None,
+        None,
+        dweight if need[2] else None,
+        dbias if need[3] else None,
+        None,
+    )
+
+
+layer_norm.register_autograd(_layer_backward, setup_context=_layer_setup)
+layer_norm_train.register_autograd(_layer_backward, setup_context=_layer_setup)
