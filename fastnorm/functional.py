@@ -141,16 +141,16 @@ _LAYOUTS_MAX = 256
 
 def layout_of(x: np.ndarray, axis, num_groups=None) -> Layout:
     """The (cached) layout of x with its channel axis and groups (None: G = C)."""
-    key = (x.shape, axis, num_groups)
-    if type(axis) is int:
-        lay = _LAYOUTS.get(key)
+    cacheable = type(axis) is int and (num_groups is None or type(num_groups) is int)
+    if cacheable:
+        lay = _LAYOUTS.get((x.shape, axis, num_groups))
         if lay is not None:
             return lay
     lay = _plan_layout(x.shape, axis, num_groups)
-    if len(_LAYOUTS) >= _LAYOUTS_MAX:
-        _LAYOUTS.clear()
-    if type(axis) is int:
-        _LAYOUTS[key] = lay
+    if cacheable:
+        if len(_LAYOUTS) >= _LAYOUTS_MAX:
+            _LAYOUTS.clear()
+        _LAYOUTS[(x.shape, axis, num_groups)] = lay
     return lay
 
 
@@ -456,6 +456,13 @@ def _per_slice_stats(lay: Layout, stats: np.ndarray, row: int) -> np.ndarray:
     return np.ascontiguousarray(stats[row, :: lay.Cg]).reshape(lay.N, lay.G)
 
 
+def _groups(num_groups):
+    """num_groups of the group_norm functions: None is no group count."""
+    if num_groups is None:
+        raise TypeError("num_groups must be an integer, got None")
+    return num_groups
+
+
 def _norm(x, num_groups, gamma, beta, axis, eps, out):
     x, compute = float_input("x", x)
     lay = layout_of(x, axis, num_groups)
@@ -469,11 +476,10 @@ def _norm_stats(x, num_groups, axis, eps):
     x, compute = float_input("x", x)
     lay = layout_of(x, axis, num_groups)
     eps = check_eps(eps)
+    if x.size == 0:  # no elements, no statistics (also when C = 0 < num_groups)
+        return np.full((lay.N, lay.G), np.nan), np.full((lay.N, lay.G), np.nan)
     stats = new_stats(lay)
-    if x.size == 0:
-        stats[:] = np.nan
-    else:
-        _moments_into(stats, x, compute, lay, eps)
+    _moments_into(stats, x, compute, lay, eps)
     return _per_slice_stats(lay, stats, K.MEAN), _per_slice_stats(lay, stats, K.INVSTD)
 
 
@@ -489,7 +495,7 @@ def _norm_backward(dy, x, num_groups, gamma, axis, eps, mean, invstd, out):
         K.fill_given_stats(stats, float(lay.P * lay.Q * Cg), m, s, Cg)
         given = 3
     dx = _backward(dy, x, compute, lay, g, eps, stats, given, out)
-    per_group = Cg > 1 and gamma is not None and np.shape(gamma) == (lay.G,)
+    per_group = lay.G != lay.C and gamma is not None and np.shape(gamma) == (lay.G,)
     if x.size == 0:
         zeros = np.zeros(lay.G if per_group else lay.C, x.dtype)
         return dx, zeros, zeros.copy()
@@ -641,7 +647,7 @@ def group_norm(x, num_groups, gamma=None, beta=None, *, axis=1, eps=1e-5, out=No
     numpy.ndarray
         The normalized array (``out`` when given), of x's shape and dtype.
     """
-    return _norm(x, num_groups, gamma, beta, axis, eps, out)
+    return _norm(x, _groups(num_groups), gamma, beta, axis, eps, out)
 
 
 def group_norm_stats(x, num_groups, *, axis=1, eps=1e-5):
@@ -653,7 +659,7 @@ def group_norm_stats(x, num_groups, *, axis=1, eps=1e-5):
         float64 arrays of shape (N, num_groups), the exact statistics the
         other functions use (see :func:`instance_norm_stats`).
     """
-    return _norm_stats(x, num_groups, axis, eps)
+    return _norm_stats(x, _groups(num_groups), axis, eps)
 
 
 def group_norm_backward(
@@ -685,7 +691,7 @@ def group_norm_backward(
         x's dtype, in the shape of the gamma given: (C,) per channel (also
         when gamma is None) or (num_groups,) per group.
     """
-    return _norm_backward(dy, x, num_groups, gamma, axis, eps, mean, invstd, out)
+    return _norm_backward(dy, x, _groups(num_groups), gamma, axis, eps, mean, invstd, out)
 
 
 # --------------------------------------------------------------------------
