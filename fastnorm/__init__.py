@@ -9,6 +9,9 @@ from .functional import (
     instance_norm,
     instance_norm_backward,
     instance_norm_stats,
+    layer_norm,
+    layer_norm_backward,
+    layer_norm_stats,
 )
 from .layers import GroupNorm, InstanceNorm, LayerNorm, Parameter
 from .runtime import get_num_threads, set_num_threads, threading_layer, warmup
@@ -25,6 +28,9 @@ __all__ = [
     "instance_norm",
     "instance_norm_backward",
     "instance_norm_stats",
+    "layer_norm",
+    "layer_norm_backward",
+    "layer_norm_stats",
     "set_num_threads",
     "threading_layer",
     "warmup",

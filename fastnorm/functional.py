@@ -31,6 +31,9 @@ __all__ = [
     "instance_norm",
     "instance_norm_backward",
     "instance_norm_stats",
+    "layer_norm",
+    "layer_norm_backward",
+    "layer_norm_stats",
     "normalize_with_stats",
     "partial_grad_sums",
     "partial_moments",
@@ -692,6 +695,283 @@ def group_norm_backward(
         when gamma is None) or (num_groups,) per group.
     """
     return _norm_backward(dy, x, _groups(num_groups), gamma, axis, eps, mean, invstd, out)
+
+
+# --------------------------------------------------------------------------
+# layer norm: x viewed as (A, L, B), normalized over L with an affine per
+# normalized element (kernels in fastnorm._kernels.affine)
+
+_AFFINE_ROWS = {
+    "forward": (K.affine_rows_forward_serial, K.affine_rows_forward),
+    "backward": (K.affine_rows_backward_serial, K.affine_rows_backward),
+    "moments": (K.rows_moments_serial, K.rows_moments),
+}
+_AFFINE_COLUMNS = {
+    "forward": (K.affine_columns_forward_serial, K.affine_columns_forward),
+    "backward": (K.affine_columns_backward_serial, K.affine_columns_backward),
+    "moments": (K.columns_moments_serial, K.columns_moments),
+}
+
+
+class AffineLayout(NamedTuple):
+    """x viewed as (A, L, B) for layer norm over the axes ``first..last``.
+
+    ``dims`` are what the forward and backward kernels take, ``moment_dims``
+    what the statistics kernel of the same family takes (rows: each slice a
+    row of L; columns: each of the B columns of a sample its own slice).
+    """
+
+    shape: tuple
+    first: int
+    last: int
+    A: int
+    L: int
+    B: int
+    param_shape: tuple
+    stats_shape: tuple
+    kernels: dict
+    dims: tuple
+    moment_dims: tuple
+    size: int
+    serial: bool
+
+
+_AFFINE_LAYOUTS: dict = {}
+
+
+def affine_layout_of(x: np.ndarray, axis) -> AffineLayout:
+    """The (cached) layer-norm layout of x normalized over ``axis``."""
+    cacheable = type(axis) is int or (type(axis) is tuple and all(type(a) is int for a in axis))
+    if cacheable:
+        lay = _AFFINE_LAYOUTS.get((x.shape, axis))
+        if lay is not None:
+            return lay
+    lay = _plan_affine_layout(x.shape, axis)
+    if cacheable:
+        if len(_AFFINE_LAYOUTS) >= _LAYOUTS_MAX:
+            _AFFINE_LAYOUTS.clear()
+        _AFFINE_LAYOUTS[(x.shape, axis)] = lay
+    return lay
+
+
+def _normalized_axes(axis, ndim: int) -> tuple[int, int]:
+    """(first, last) of the normalized axes: an int or a tuple of consecutive ints."""
+    if isinstance(axis, (tuple, list)):
+        axes = list(axis)
+        if not axes:
+            raise ValueError("axis must name at least one axis, got an empty tuple")
+    else:
+        axes = [axis]
+    resolved = []
+    for a in axes:
+        if isinstance(a, (bool, np.bool_)):
+            raise TypeError(f"axis must be an integer or a tuple of integers, got {axis!r}")
+        try:
+            a = operator.index(a)
+        except TypeError:
+            raise TypeError(
+                f"axis must be an integer or a tuple of integers, got {_describe(axis)}"
+            ) from None
+        if not -ndim <= a < ndim:
+            raise ValueError(
+                f"axis={axis!r} is out of range for an array of {ndim} dimensions; "
+                f"expected values in -{ndim}..{ndim - 1}"
+            )
+        resolved.append(a % ndim)
+    resolved.sort()
+    if len(set(resolved)) != len(resolved) or resolved[-1] - resolved[0] != len(resolved) - 1:
+        raise ValueError(
+            f"axis={axis!r} must name distinct consecutive axes (e.g. (-2, -1)), "
+            f"got axes {tuple(resolved)}"
+        )
+    return resolved[0], resolved[-1]
+
+
+def _plan_affine_layout(shape: tuple, axis) -> AffineLayout:
+    ndim = len(shape)
+    if ndim < 1:
+        raise ValueError("x must have at least 1 dimension, got a 0-d array")
+    first, last = _normalized_axes(axis, ndim)
+    A = math.prod(shape[:first])
+    L = math.prod(shape[first : last + 1])
+    B = math.prod(shape[last + 1 :])
+    size = A * L * B
+    param_shape = tuple(shape[first : last + 1])
+    stats_shape = tuple(shape[:first]) + tuple(shape[last + 1 :])
+    serial = size <= SERIAL_MAX_ELEMENTS
+    if B == 1:
+        kernels, dims, moment_dims = _AFFINE_ROWS, (A, L), (A, 1, 1, 1, L)
+    else:
+        kernels, dims, moment_dims = _AFFINE_COLUMNS, (A, L, B), (A, L, B, 1, 1, B)
+    return AffineLayout(
+        shape,
+        first,
+        last,
+        A,
+        L,
+        B,
+        param_shape,
+        stats_shape,
+        kernels,
+        dims,
+        moment_dims,
+        size,
+        serial,
+    )
+
+
+def _element_param(name: str, value, lay: AffineLayout, dtype: np.dtype, default: float):
+    """gamma/beta of layer norm as a C-contiguous (L,) array of the compute dtype."""
+    if value is None:
+        return _constant_vector(lay.L, default, dtype)
+    arr = as_array(name, value)
+    if arr.dtype.kind not in "fiu" or arr.dtype == np.bool_:
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if arr.shape != lay.param_shape:
+        raise ValueError(
+            f"{name} must have the shape of the normalized axes {lay.param_shape}, "
+            f"got shape {arr.shape}"
+        )
+    if arr.dtype is dtype and arr.flags.c_contiguous:
+        return arr.reshape(-1)  # kernels only read it
+    return np.ascontiguousarray(arr, dtype=dtype).reshape(-1)
+
+
+def _affine_stats_table(lay: AffineLayout) -> np.ndarray:
+    return np.empty((K.STATS_COLUMNS, lay.A * lay.B))
+
+
+def layer_norm(x, gamma=None, beta=None, *, axis=-1, eps=1e-5, out=None):
+    """Layer normalization over one axis or several consecutive axes.
+
+    Every slice along the normalized axes is normalized with its own mean
+    and population variance, with an affine per normalized element::
+
+        y = (x - mean) / sqrt(var + eps) * gamma + beta
+
+    as MXNet Gluon's ``nn.LayerNorm`` (one axis, any position) and
+    PyTorch's ``layer_norm`` (``normalized_shape`` = the trailing axes).
+
+    Parameters
+    ----------
+    x : array_like
+        Input of at least 1 dimension; float16 (computed in float32),
+        float32 or float64, any memory layout.
+    gamma, beta : array_like of the normalized axes' shape, optional
+        Scale and shift per normalized element; None means ones and zeros.
+    axis : int or tuple of int, default -1
+        The normalized axis, or a tuple of consecutive axes (``(-2, -1)``).
+    eps : float, default 1e-5
+        Added to the variance inside the square root; finite and ``>= 0``.
+    out : numpy.ndarray, optional
+        Writable array of x's shape and dtype to receive the result; may be
+        ``x`` itself.
+
+    Returns
+    -------
+    numpy.ndarray
+        The normalized array (``out`` when given), of x's shape and dtype.
+    """
+    x, compute = float_input("x", x)
+    lay = affine_layout_of(x, axis)
+    eps = check_eps(eps)
+    g = _element_param("gamma", gamma, lay, compute, 1.0)
+    b = _element_param("beta", beta, lay, compute, 0.0)
+    return _forward(x, compute, lay, g, b, eps, _affine_stats_table(lay), 0, out)
+
+
+def layer_norm_stats(x, *, axis=-1, eps=1e-5):
+    """Mean and ``1 / sqrt(var + eps)`` of every slice of :func:`layer_norm`.
+
+    Returns
+    -------
+    mean, invstd : numpy.ndarray
+        float64 arrays of x's shape without the normalized axes, the exact
+        statistics the other functions use.
+    """
+    x, compute = float_input("x", x)
+    lay = affine_layout_of(x, axis)
+    eps = check_eps(eps)
+    if x.size == 0:
+        return np.full(lay.stats_shape, np.nan), np.full(lay.stats_shape, np.nan)
+    stats = _affine_stats_table(lay)
+    xf = flat_view(x, compute)
+    _run(lay.kernels["moments"], lay, xf, *lay.moment_dims, eps, stats)
+    return stats[K.MEAN].reshape(lay.stats_shape), stats[K.INVSTD].reshape(lay.stats_shape)
+
+
+def layer_norm_backward(dy, x, gamma=None, *, axis=-1, eps=1e-5, mean=None, invstd=None, out=None):
+    """Gradients of :func:`layer_norm` with respect to x, gamma and beta.
+
+    Parameters
+    ----------
+    dy, x : array_like
+        Upstream gradient and the forward's input, same shape.
+    gamma : array_like of the normalized axes' shape, optional
+        The forward's scale; None means ones.
+    axis, eps
+        As for the forward.
+    mean, invstd : array_like, optional
+        Statistics from :func:`layer_norm_stats` (x's shape without the
+        normalized axes); given together they save one pass over x and give
+        the same result.
+    out : numpy.ndarray, optional
+        Receives dx: writable, of x's shape and dtype (may be dy or x).
+
+    Returns
+    -------
+    dx : numpy.ndarray
+        Same shape and dtype as x.
+    dgamma, dbeta : numpy.ndarray
+        The normalized axes' shape, x's dtype: ``sum(dy * xhat)`` and
+        ``sum(dy)`` over every slice.
+    """
+    x, compute = float_input("x", x)
+    dy, _ = float_input("dy", dy)
+    lay = affine_layout_of(x, axis)
+    if dy.shape != x.shape:
+        raise ValueError(f"dy must have the shape of x {x.shape}, got shape {dy.shape}")
+    eps = check_eps(eps)
+    g = _element_param("gamma", gamma, lay, compute, 1.0)
+    stats = _affine_stats_table(lay)
+    given = 0
+    if mean is not None or invstd is not None:
+        what = f"x.shape without the normalized axes {lay.stats_shape}"
+        m, s = _check_affine_stats(mean, invstd, lay.stats_shape, what)
+        K.fill_given_stats(stats, float(lay.L), m, s, 1)
+        given = 3
+    if out is not None:
+        _check_out(out, x.shape, x.dtype, "x")
+    if x.size == 0:
+        zeros = np.zeros(lay.param_shape, x.dtype)
+        return (np.empty(x.shape, x.dtype) if out is None else out), zeros, zeros.copy()
+    xf = flat_view(x, compute)
+    dyf = flat_view(dy, compute)
+    buf, wrote_out = _result_buffer(out, compute, xf, dyf)
+    dgamma = np.empty(lay.L)
+    dbeta = np.empty(lay.L)
+    _run(lay.kernels["backward"], lay, dyf, xf, buf, *lay.dims, g, eps, stats, given, dgamma, dbeta)
+    dx = _finish(buf, wrote_out, out, x.shape, x.dtype)
+    dgamma = dgamma.reshape(lay.param_shape)
+    dbeta = dbeta.reshape(lay.param_shape)
+    if x.dtype != dgamma.dtype:
+        return dx, dgamma.astype(x.dtype), dbeta.astype(x.dtype)
+    return dx, dgamma, dbeta
+
+
+def _check_affine_stats(mean, invstd, shape: tuple, what: str):
+    if (mean is None) != (invstd is None):
+        missing = "invstd" if invstd is None else "mean"
+        raise ValueError(f"mean and invstd go together; {missing} is missing")
+    arrays = []
+    for name, value in (("mean", mean), ("invstd", invstd)):
+        arr = as_array(name, value)
+        if arr.dtype.kind != "f":
+            raise TypeError(f"{name} must be a float array, got dtype {arr.dtype}")
+        if arr.shape != shape:
+            raise ValueError(f"{name} must have the shape of {what}, got shape {arr.shape}")
+        arrays.append(flat_view(arr, _FLOAT64))
+    return arrays
 
 
 # --------------------------------------------------------------------------

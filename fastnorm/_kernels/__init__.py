@@ -4,7 +4,10 @@ Two layout families cover every channel axis without a transposed copy:
 
 * :mod:`.rows` -- slices made of contiguous rows (NCHW, NCDHW, a channel
   axis in the middle with long rows);
-* :mod:`.columns` -- channels (and short rows) innermost (NHWC, NDHWC).
+* :mod:`.columns` -- channels (and short rows) innermost (NHWC, NDHWC);
+* :mod:`.affine` -- an affine that varies inside a slice (layer norm), on
+  contiguous rows or on the columns of a middle axis, with the statistics
+  of the two families above.
 
 :mod:`.table` defines the per-slice ``stats`` table they share.
 
@@ -14,6 +17,16 @@ kernel with a ``*_serial`` twin compiled from the same body: the same parts
 merged in the same order, so the same bits.
 """
 
+from .affine import (
+    affine_columns_backward,
+    affine_columns_backward_serial,
+    affine_columns_forward,
+    affine_columns_forward_serial,
+    affine_rows_backward,
+    affine_rows_backward_serial,
+    affine_rows_forward,
+    affine_rows_forward_serial,
+)
 from .columns import (
     columns_backward,
     columns_backward_serial,
@@ -54,6 +67,14 @@ __all__ = [
     "STATS_COLUMNS",
     "SUM_DY",
     "SUM_DYXC",
+    "affine_columns_backward",
+    "affine_columns_backward_serial",
+    "affine_columns_forward",
+    "affine_columns_forward_serial",
+    "affine_rows_backward",
+    "affine_rows_backward_serial",
+    "affine_rows_forward",
+    "affine_rows_forward_serial",
     "channel_gradients",
     "columns_backward",
     "columns_backward_serial",

@@ -144,6 +144,56 @@ def backward_coefficients(channel_count, mean, invstd, gamma, sum_dy, gdy, gdyxc
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
+def standardize_coefficients(mean, invstd, coef, s):
+    """Store (mean_hi, invstd, r) for slice ``s`` in the data dtype.
+
+    For an affine that varies inside a slice (layer norm's gamma[j]) the
+    output is ``((x - mean_hi) * invstd + r) * gamma[j] + beta[j]``, with
+    the rounding remainder of the mean in ``r``: a constant slice gives
+    exactly beta, as in :func:`forward_coefficients`.
+    """
+    coef[s, 0] = mean
+    mean_hi = coef[s, 0]
+    coef[s, 1] = invstd
+    coef[s, 2] = -(mean - mean_hi) * invstd
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def affine_backward_coefficients(count, mean, invstd, sum_u, sum_uxc, coef, s):
+    """Store (mean_hi, invstd, k, mu_hi, e) for slice ``s`` in the data dtype.
+
+    With ``u = gamma[j] * dy`` rounded to the data dtype (as the element
+    pass computes it), ``dx = invstd * (u - mean(u) - (x - mean) * invstd**2
+    * mean(u * (x - mean)))``, evaluated as::
+
+        dx = invstd * (u - mu_hi) + ((x - mean_hi) * k + e)
+
+    so a one-element slice gets dx exactly 0.
+    """
+    mu = sum_u / count
+    k = -(sum_uxc / count) * (invstd * invstd * invstd)
+    coef[s, 0] = mean
+    mean_hi = coef[s, 0]
+    coef[s, 1] = invstd
+    coef[s, 2] = k
+    coef[s, 3] = mu
+    mu_hi = coef[s, 3]
+    coef[s, 4] = -invstd * (mu - mu_hi) + k * (mean_hi - mean)
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def standardized_affine(x, mean_hi, invstd, r, gamma, beta):
+    """One output element of :func:`standardize_coefficients` (inlined)."""
+    return ((x - mean_hi) * invstd + r) * gamma + beta
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def affine_backward_value(u, x, mean_hi, invstd, k, mu_hi, e):
+    """One element of dx from :func:`affine_backward_coefficients` (inlined)."""
+    return invstd * (u - mu_hi) + ((x - mean_hi) * k + e)
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
 def normalized(x, mean_hi, scale, shift):
     """One output element of the forward, from :func:`forward_coefficients`.
 

@@ -1,0 +1,421 @@
+"""Kernels for an affine that varies inside a slice: layer norm (Numba only).
+
+Layer norm views x as (A, L, B) and normalizes every (a, b) over the L
+normalized elements, with gamma and beta of length L:
+
+* ``B == 1`` (the normalized axes are the trailing ones: transformer rows):
+  slices are contiguous rows of L.  Statistics and output of a row run back
+  to back while the row sits in L1/L2 (blocked moments of :mod:`.rows`);
+  rows longer than ``PART`` are split into parts merged in a fixed order.
+* ``B > 1`` (a middle axis, e.g. axis 1 of NCHW in ConvNeXt): slices are the
+  columns of each sample's (L, B) matrix.  Statistics come from the
+  per-column machinery of :mod:`.columns` (one slice per column); the output
+  then runs row by row, gamma[p] and beta[p] being scalars for row p.
+
+``stats`` is the table of :mod:`.table` with one column per slice (A * B
+columns, one channel per slice).  Per-slice sums for dx are taken of
+``u = gamma * dy`` (rounded to the data dtype as the element pass computes
+it); dgamma and dbeta are sums over slices, accumulated per task and added
+in a fixed order, so results are the same for any thread count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .columns import _columns_moments_body
+from .common import (
+    BLOCK,
+    ELEMENTWISE_FLAGS,
+    KERNEL_OPTIONS,
+    PART,
+    REDUCE_FLAGS,
+    affine_backward_coefficients,
+    affine_backward_value,
+    standardize_coefficients,
+    standardized_affine,
+)
+from .rows import GROUP_SLICES, _range_moments, _rows_moments_body
+from .table import COUNT, INVSTD, MEAN, set_moments
+
+# --------------------------------------------------------------------------
+# element pieces
+
+#: dx passes round ``u = gamma * dy`` to the data dtype before subtracting
+#: its mean, as the sums that made the mean did; FMA contraction would skip
+#: that rounding (a one-element slice got dx 5e-6 instead of 0).
+UNFUSED_FLAGS = {"nsz"}
+
+
+@njit(fastmath=ELEMENTWISE_FLAGS, **KERNEL_OPTIONS)
+def _affine_span(w, o, gamma, beta, mean_hi, invstd, r):
+    for i in range(w.shape[0]):
+        o[i] = standardized_affine(w[i], mean_hi, invstd, r, gamma[i], beta[i])
+
+
+@njit(fastmath=REDUCE_FLAGS, **KERNEL_OPTIONS)
+def _affine_sums(g, w, gamma, mean):
+    """sum(u) and sum(u * (w - mean)) with u = gamma * g in the data dtype."""
+    a = 0.0
+    b = 0.0
+    for i in range(w.shape[0]):
+        u = gamma[i] * g[i]
+        a += u
+        b += u * (w[i] - mean)
+    return a, b
+
+
+@njit(fastmath=UNFUSED_FLAGS, **KERNEL_OPTIONS)
+def _affine_backward_span(g, w, o, gamma, coef, s, mean, invstd, dgamma, dbeta):
+    """dx of a span, and its dgamma/dbeta terms added element by element."""
+    mean_hi, inv, k, mu_hi, e = coef[s, 0], coef[s, 1], coef[s, 2], coef[s, 3], coef[s, 4]
+    for i in range(w.shape[0]):
+        gi = g[i]
+        wi = w[i]  # read before o[i] is written: o may be w or g (in place)
+        dgamma[i] += gi * ((wi - mean) * invstd)
+        dbeta[i] += gi
+        o[i] = affine_backward_value(gamma[i] * gi, wi, mean_hi, inv, k, mu_hi, e)
+
+
+@njit(**KERNEL_OPTIONS)
+def _add_partials(partial, total):
+    """total[j] = sum over t of partial[t, j], t in order (explicit loops)."""
+    for j in range(total.shape[0]):
+        total[j] = 0.0
+    for t in range(partial.shape[0]):
+        for j in range(total.shape[0]):
+            total[j] += partial[t, j]
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _rows_per_task(L):
+    return max(1, min(GROUP_SLICES, PART // L))
+
+
+# --------------------------------------------------------------------------
+# B == 1: contiguous rows of L
+
+
+@njit(**KERNEL_OPTIONS)
+def _row_forward(xf, yf, s, L, gamma, beta, eps, stats, given, coef):
+    lo = s * L
+    if given == 0:
+        per_row = (L + BLOCK - 1) // BLOCK
+        count, mean, m2 = _range_moments(xf, lo, L, L, per_row, 0, per_row)
+        set_moments(stats, s, 1, count, mean, m2, eps)
+    standardize_coefficients(stats[MEAN, s], stats[INVSTD, s], coef, s)
+    _affine_span(xf[lo : lo + L], yf[lo : lo + L], gamma, beta, coef[s, 0], coef[s, 1], coef[s, 2])
+
+
+@njit(**KERNEL_OPTIONS)
+def _row_backward(dyf, xf, dxf, s, L, gamma, eps, stats, given, coef, dgamma, dbeta):
+    lo = s * L
+    if given == 0:
+        per_row = (L + BLOCK - 1) // BLOCK
+        count, mean, m2 = _range_moments(xf, lo, L, L, per_row, 0, per_row)
+        set_moments(stats, s, 1, count, mean, m2, eps)
+    mean = stats[MEAN, s]
+    invstd = stats[INVSTD, s]
+    a, b = _affine_sums(dyf[lo : lo + L], xf[lo : lo + L], gamma, mean)
+    affine_backward_coefficients(stats[COUNT, s], mean, invstd, a, b, coef, s)
+    _affine_backward_span(
+        dyf[lo : lo + L],
+        xf[lo : lo + L],
+        dxf[lo : lo + L],
+        gamma,
+        coef,
+        s,
+        mean,
+        invstd,
+        dgamma,
+        dbeta,
+    )
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _affine_rows_forward_body(xf, yf, S, L, gamma, beta, eps, stats, given):
+    coef = np.empty((S, 3), dtype=yf.dtype)
+    if L <= PART:
+        R = _rows_per_task(L)
+        for t in prange((S + R - 1) // R):
+            for s in range(t * R, min(S, (t + 1) * R)):
+                _row_forward(xf, yf, s, L, gamma, beta, eps, stats, given, coef)
+        return
+    if given == 0:
+        _rows_moments_body(xf, S, 1, 1, 1, L, eps, stats)
+    for s in range(S):
+        standardize_coefficients(stats[MEAN, s], stats[INVSTD, s], coef, s)
+    parts = (L + PART - 1) // PART
+    for t in prange(S * parts):
+        s = t // parts
+        q0 = (t - s * parts) * PART
+        q1 = min(L, q0 + PART)
+        lo = s * L
+        _affine_span(
+            xf[lo + q0 : lo + q1],
+            yf[lo + q0 : lo + q1],
+            gamma[q0:q1],
+            beta[q0:q1],
+            coef[s, 0],
+            coef[s, 1],
+            coef[s, 2],
+        )
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _affine_rows_backward_body(dyf, xf, dxf, S, L, gamma, eps, stats, given, dgamma, dbeta):
+    coef = np.empty((S, 5), dtype=dxf.dtype)
+    if L <= PART:
+        R = _rows_per_task(L)
+        T = (S + R - 1) // R
+        dg = np.zeros((T, L))
+        db = np.zeros((T, L))
+        for t in prange(T):
+            for s in range(t * R, min(S, (t + 1) * R)):
+                _row_backward(dyf, xf, dxf, s, L, gamma, eps, stats, given, coef, dg[t], db[t])
+        _add_partials(dg, dgamma)
+        _add_partials(db, dbeta)
+        return
+    # Long rows: statistics and sums by parts merged in order, then dx by
+    # column ranges, each task owning its range of dgamma/dbeta over all rows.
+    if given == 0:
+        _rows_moments_body(xf, S, 1, 1, 1, L, eps, stats)
+    parts = (L + PART - 1) // PART
+    partial = np.empty((S * parts, 2))
+    for t in prange(S * parts):
+        s = t // parts
+        q0 = (t - s * parts) * PART
+        q1 = min(L, q0 + PART)
+        lo = s * L
+        a, b = _affine_sums(
+            dyf[lo + q0 : lo + q1], xf[lo + q0 : lo + q1], gamma[q0:q1], stats[MEAN, s]
+        )
+        partial[t, 0] = a
+        partial[t, 1] = b
+    for s in range(S):
+        a = 0.0
+        b = 0.0
+        for t in range(s * parts, (s + 1) * parts):
+            a += partial[t, 0]
+            b += partial[t, 1]
+        affine_backward_coefficients(
+            stats[COUNT, s], stats[MEAN, s], stats[INVSTD, s], a, b, coef, s
+        )
+    for j in range(L):
+        dgamma[j] = 0.0
+        dbeta[j] = 0.0
+    for t in prange(parts):
+        q0 = t * PART
+        q1 = min(L, q0 + PART)
+        for s in range(S):
+            lo = s * L
+            _affine_backward_span(
+                dyf[lo + q0 : lo + q1],
+                xf[lo + q0 : lo + q1],
+                dxf[lo + q0 : lo + q1],
+                gamma[q0:q1],
+                coef,
+                s,
+                stats[MEAN, s],
+                stats[INVSTD, s],
+                dgamma[q0:q1],
+                dbeta[q0:q1],
+            )
+
+
+# --------------------------------------------------------------------------
+# B > 1: columns of each sample's (L, B) matrix; row p has gamma[p], beta[p]
+
+#: Columns per task of the per-column sums (a sample's B columns in chunks).
+COLUMN_CHUNK = 1024
+
+
+@njit(**KERNEL_OPTIONS)
+def _column_coefficients(coef, cols):
+    """Per-slice coefficient rows ``coef`` (S, n) transposed into ``cols`` (n, S)."""
+    for j in range(coef.shape[1]):
+        for s in range(coef.shape[0]):
+            cols[j, s] = coef[s, j]
+
+
+@njit(fastmath=ELEMENTWISE_FLAGS, **KERNEL_OPTIONS)
+def _affine_column_row(w, o, mean_hi, invstd, r, g, b):
+    for k in range(w.shape[0]):
+        o[k] = standardized_affine(w[k], mean_hi[k], invstd[k], r[k], g, b)
+
+
+@njit(**KERNEL_OPTIONS)
+def _column_sums(g2, x2, gamma, mean, su, suxc):
+    """Per-column sums of u = gamma[p] * g2[p] and u * (x2[p] - mean), row by row."""
+    for k in range(su.shape[0]):
+        su[k] = 0.0
+        suxc[k] = 0.0
+    for p in range(x2.shape[0]):
+        gp = gamma[p]
+        gr = g2[p]
+        xr = x2[p]
+        for k in range(su.shape[0]):
+            u = gp * gr[k]
+            su[k] += u
+            suxc[k] += u * (xr[k] - mean[k])
+
+
+@njit(fastmath=UNFUSED_FLAGS, **KERNEL_OPTIONS)
+def _affine_column_backward_row(g, w, o, gp, cols, lo):
+    B = w.shape[0]
+    mean_hi = cols[0, lo : lo + B]
+    inv = cols[1, lo : lo + B]
+    k2 = cols[2, lo : lo + B]
+    mu_hi = cols[3, lo : lo + B]
+    e = cols[4, lo : lo + B]
+    for k in range(B):
+        o[k] = affine_backward_value(gp * g[k], w[k], mean_hi[k], inv[k], k2[k], mu_hi[k], e[k])
+
+
+@njit(fastmath=REDUCE_FLAGS, **KERNEL_OPTIONS)
+def _row_gradient_sums(g, w, mean, invstd):
+    """sum(g * (w - mean) * invstd) and sum(g) of one row (dgamma[p], dbeta[p] terms)."""
+    a = 0.0
+    b = 0.0
+    for k in range(w.shape[0]):
+        gk = g[k]
+        a += gk * ((w[k] - mean[k]) * invstd[k])
+        b += gk
+    return a, b
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _affine_columns_forward_body(xf, yf, A, L, B, gamma, beta, eps, stats, given):
+    S = A * B
+    if given == 0:
+        _columns_moments_body(xf, A, L, B, 1, 1, B, eps, stats)
+    coef = np.empty((S, 3), dtype=yf.dtype)
+    for s in range(S):
+        standardize_coefficients(stats[MEAN, s], stats[INVSTD, s], coef, s)
+    cols = np.empty((3, S), dtype=yf.dtype)
+    _column_coefficients(coef, cols)
+    R = max(1, PART // B)
+    rows = A * L
+    for t in prange((rows + R - 1) // R):
+        for row in range(t * R, min(rows, (t + 1) * R)):
+            a = row // L
+            p = row - a * L
+            lo = a * B
+            _affine_column_row(
+                xf[row * B : (row + 1) * B],
+                yf[row * B : (row + 1) * B],
+                cols[0, lo : lo + B],
+                cols[1, lo : lo + B],
+                cols[2, lo : lo + B],
+                gamma[p],
+                beta[p],
+            )
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _affine_columns_backward_body(dyf, xf, dxf, A, L, B, gamma, eps, stats, given, dgamma, dbeta):
+    S = A * B
+    if given == 0:
+        _columns_moments_body(xf, A, L, B, 1, 1, B, eps, stats)
+    # Per-column sums: tasks of (sample, chunk of columns), rows in order.
+    chunks = (B + COLUMN_CHUNK - 1) // COLUMN_CHUNK
+    su = np.empty(S)
+    suxc = np.empty(S)
+    for t in prange(A * chunks):
+        a = t // chunks
+        k0 = (t - a * chunks) * COLUMN_CHUNK
+        k1 = min(B, k0 + COLUMN_CHUNK)
+        base = a * L * B
+        g2 = dyf[base : base + L * B].reshape(L, B)[:, k0:k1]
+        x2 = xf[base : base + L * B].reshape(L, B)[:, k0:k1]
+        _column_sums(
+            g2,
+            x2,
+            gamma,
+            stats[MEAN, a * B + k0 : a * B + k1],
+            su[a * B + k0 : a * B + k1],
+            suxc[a * B + k0 : a * B + k1],
+        )
+    coef = np.empty((S, 5), dtype=dxf.dtype)
+    for s in range(S):
+        affine_backward_coefficients(
+            stats[COUNT, s], stats[MEAN, s], stats[INVSTD, s], su[s], suxc[s], coef, s
+        )
+    cols = np.empty((5, S), dtype=dxf.dtype)
+    _column_coefficients(coef, cols)
+    # dx row by row; dgamma[p], dbeta[p] terms per (sample, row), added in order.
+    rows = A * L
+    rg = np.empty((2, rows))
+    R = max(1, PART // B)
+    for t in prange((rows + R - 1) // R):
+        for row in range(t * R, min(rows, (t + 1) * R)):
+            a = row // L
+            p = row - a * L
+            lo = a * B
+            g = dyf[row * B : (row + 1) * B]
+            w = xf[row * B : (row + 1) * B]
+            # the row's sums first: dx may overwrite dy or x (in place)
+            ga, gb = _row_gradient_sums(g, w, stats[MEAN, lo : lo + B], stats[INVSTD, lo : lo + B])
+            _affine_column_backward_row(g, w, dxf[row * B : (row + 1) * B], gamma[p], cols, lo)
+            rg[0, row] = ga
+            rg[1, row] = gb
+    for p in range(L):
+        dgamma[p] = 0.0
+        dbeta[p] = 0.0
+    for a in range(A):
+        for p in range(L):
+            dgamma[p] += rg[0, a * L + p]
+            dbeta[p] += rg[1, a * L + p]
+
+
+# --------------------------------------------------------------------------
+# The kernels: each body compiled twice, parallel and serial (see rows.py).
+
+
+@njit(parallel=True, **KERNEL_OPTIONS)
+def affine_rows_forward(xf, yf, S, L, gamma, beta, eps, stats, given):
+    """Layer norm of S contiguous rows of L, in parallel."""
+    _affine_rows_forward_body(xf, yf, S, L, gamma, beta, eps, stats, given)
+
+
+@njit(**KERNEL_OPTIONS)
+def affine_rows_forward_serial(xf, yf, S, L, gamma, beta, eps, stats, given):
+    """Single-threaded twin of :func:`affine_rows_forward` (same bits)."""
+    _affine_rows_forward_body(xf, yf, S, L, gamma, beta, eps, stats, given)
+
+
+@njit(parallel=True, **KERNEL_OPTIONS)
+def affine_rows_backward(dyf, xf, dxf, S, L, gamma, eps, stats, given, dgamma, dbeta):
+    """dx, dgamma and dbeta of layer norm over contiguous rows, in parallel."""
+    _affine_rows_backward_body(dyf, xf, dxf, S, L, gamma, eps, stats, given, dgamma, dbeta)
+
+
+@njit(**KERNEL_OPTIONS)
+def affine_rows_backward_serial(dyf, xf, dxf, S, L, gamma, eps, stats, given, dgamma, dbeta):
+    """Single-threaded twin of :func:`affine_rows_backward` (same bits)."""
+    _affine_rows_backward_body(dyf, xf, dxf, S, L, gamma, eps, stats, given, dgamma, dbeta)
+
+
+@njit(parallel=True, **KERNEL_OPTIONS)
+def affine_columns_forward(xf, yf, A, L, B, gamma, beta, eps, stats, given):
+    """Layer norm over the middle axis of (A, L, B), in parallel."""
+    _affine_columns_forward_body(xf, yf, A, L, B, gamma, beta, eps, stats, given)
+
+
+@njit(**KERNEL_OPTIONS)
+def affine_columns_forward_serial(xf, yf, A, L, B, gamma, beta, eps, stats, given):
+    """Single-threaded twin of :func:`affine_columns_forward` (same bits)."""
+    _affine_columns_forward_body(xf, yf, A, L, B, gamma, beta, eps, stats, given)
+
+
+@njit(parallel=True, **KERNEL_OPTIONS)
+def affine_columns_backward(dyf, xf, dxf, A, L, B, gamma, eps, stats, given, dgamma, dbeta):
+    """dx, dgamma and dbeta of layer norm over the middle axis, in parallel."""
+    _affine_columns_backward_body(dyf, xf, dxf, A, L, B, gamma, eps, stats, given, dgamma, dbeta)
+
+
+@njit(**KERNEL_OPTIONS)
+def affine_columns_backward_serial(dyf, xf, dxf, A, L, B, gamma, eps, stats, given, dgamma, dbeta):
+    """Single-threaded twin of :func:`affine_columns_backward` (same bits)."""
+    _affine_columns_backward_body(dyf, xf, dxf, A, L, B, gamma, eps, stats, given, dgamma, dbeta)
