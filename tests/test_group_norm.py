@@ -54,6 +54,9 @@ LAYOUTS = [
     ("middle-short-rows", (2, 6, 12, 10), 2, 4),
     ("middle-long-rows", (2, 4, 6, 300), 2, 3),
     ("middle-parallel", (2, 16, 32, 200), -2, 8),
+    ("middle-long-rows-parallel", (2, 8, 16, 300), 2, 4),
+    ("2d-nc", (5, 12), 1, 4),
+    ("2d-nc-negative", (3, 8), -1, 2),
     ("3d-ncw", (4, 6, 50), 1, 2),
     ("3d-nwc", (4, 50, 6), -1, 3),
     ("5d-ncdhw", (2, 6, 3, 4, 5), 1, 3),
@@ -277,6 +280,7 @@ TORCH_CASES = [
     pytest.param((2, 8, 9, 11), 8, id="nchw-groups-of-one"),
     pytest.param((2, 6, 4, 5, 6), 2, id="ncdhw"),
     pytest.param((2, 64, 40, 40), 32, id="nchw-parallel"),
+    pytest.param((5, 12), 4, id="nc"),
 ]
 TORCH_TOL = {np.float32: (1e-5, 1e-5), np.float64: (1e-12, 1e-11)}  # (y abs, grads rel)
 
@@ -479,7 +483,7 @@ def test_gradient_with_implicit_gamma_is_per_channel():
 # group_norm with groups of one channel is instance_norm, bit for bit
 
 
-@pytest.mark.parametrize("shape, axis, G", ALL_CASES)
+@pytest.mark.parametrize("shape, axis, G", [p for p in ALL_CASES if len(p.values[0]) >= 3])
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 def test_groups_of_one_channel_are_instance_norm(rng, shape, axis, G, dtype):
     C = shape[axis]
@@ -660,8 +664,10 @@ def test_non_finite_poisons_only_its_group(rng, shape, axis, G, bad):
     n, Cg = shape[0] - 1, C // G
     group = slice(C - Cg, C)
     poisoned = x.copy()
-    chan = poisoned[_group_index(len(shape), axis, n, C - 1)]
-    chan[np.unravel_index(chan.size // 2, chan.shape)] = bad
+    in_channel = np.zeros(shape, bool)
+    in_channel[_group_index(len(shape), axis, n, C - 1)] = True
+    where = np.flatnonzero(in_channel)
+    poisoned.reshape(-1)[where[where.size // 2]] = bad
     sl = _group_index(len(shape), axis, n, group)
 
     y = fastnorm.group_norm(poisoned, G, gamma, beta, axis=axis)
@@ -891,7 +897,7 @@ SETTINGS = settings(max_examples=50, deadline=None)
 
 @st.composite
 def cases(draw):
-    ndim = draw(st.integers(3, 5))
+    ndim = draw(st.integers(2, 5))  # (N, C) too, as torch's group_norm takes it
     axis = draw(st.integers(1, ndim - 1))
     shape = draw(st.lists(st.integers(1, 5), min_size=ndim, max_size=ndim))
     shape[axis] = draw(st.integers(1, 12))
@@ -1075,6 +1081,15 @@ def test_x_bad_dtype(func, dtype):
     kw = {"x": np.zeros(X.shape, dtype)}
     msg = _raises(func, TypeError, r"\bx\b", **kw)
     assert str(np.dtype(dtype)) in msg
+
+
+@pytest.mark.parametrize("func", ALL, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("shape", [(), (6,)])
+def test_x_too_few_dims(func, shape):
+    x = np.zeros(shape, np.float32)
+    kw = {"x": x, "dy": x} if func is _backward else {"x": x}
+    msg = _raises(func, ValueError, r"\bx\b", num_groups=1, **kw)
+    assert str(shape) in msg
 
 
 @pytest.mark.parametrize("func", ALL, ids=lambda f: f.__name__)
