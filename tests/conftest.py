@@ -10,8 +10,6 @@ import numba
 import numpy as np
 import pytest
 
-import fastnorm
-
 _DATA = Path(__file__).resolve().parent / "data"
 _SHARED = Path(__file__).resolve().parents[2] / "shared" / "golden"
 
@@ -169,6 +167,8 @@ def make_array(shape, dtype, layout: str, rng: np.random.Generator, offset: floa
 @contextmanager
 def num_threads(n: int):
     """Run the body with ``fastnorm.set_num_threads(n)``, then restore the default."""
+    import fastnorm  # here, so that loading conftest never imports the package
+
     available = numba.config.NUMBA_NUM_THREADS
     if n > available:
         pytest.skip(f"needs {n} Numba threads, NUMBA_NUM_THREADS={available}")
