@@ -1,23 +1,22 @@
-"""Forward and backward of instance norm, over shape x dtype x layout.
+"""Instance norm: forward and backward over shape x dtype x layout, and against PyTorch.
 
-The JIT is warmed in ``setup`` so compilation is never timed.  The ``track_``
-benchmarks report the distance to the memory-bandwidth floor measured in the
-same process: forward time / ``np.copyto(out, x)`` and backward time /
-``np.add(dy, x, out=dx)``, medians of interleaved rounds.
+See :mod:`asv_benches._common` for what each benchmark measures.
 """
 
 import numpy as np
 
-import fastnorm
-from fastnorm.bench import Case, interleave, make_inputs, median_ratio
+from fastnorm.bench import Case
+
+from ._common import _FloorRatio, _Times, _TorchRatio
 
 #: NCHW shapes of issue 4: C (small, serial kernel), B (16 MiB in float32)
 #: and G (16384 slices of 64 elements, where per-slice costs show).
 SHAPES = ("1x16x32x32", "8x32x128x128", "64x256x8x8")
 DTYPES = ("float32", "float64")
 LAYOUTS = ("NCHW", "NHWC")
-#: Interleaved rounds of the ratio benchmarks.
-ROUNDS = 15
+#: PyTorch paths for instance norm: its instance_norm, and group_norm with one
+#: group per channel (faster on CPU), by the bench's library names.
+PEERS = {"instance_norm": "torch", "group_norm": "torch-gn"}
 
 
 def make_case(shape: str, dtype: str, layout: str) -> Case:
@@ -31,63 +30,24 @@ def make_case(shape: str, dtype: str, layout: str) -> Case:
 class _InstanceNorm:
     params = (SHAPES, DTYPES, LAYOUTS)
     param_names = ("shape", "dtype", "layout")
-    timeout = 300  # a cold Numba cache compiles in setup
 
-    def setup(self, shape, dtype, layout):
-        case = make_case(shape, dtype, layout)
-        self.axis = case.axis
-        self.inp = make_inputs(case)
-        self.out = np.empty_like(self.inp.x)
-        self.forward()
-        self.backward()
-
-    def forward(self):
-        inp = self.inp
-        return fastnorm.instance_norm(inp.x, inp.gamma, inp.beta, axis=self.axis, out=self.out)
-
-    def forward_fresh(self):
-        inp = self.inp
-        return fastnorm.instance_norm(inp.x, inp.gamma, inp.beta, axis=self.axis)
-
-    def backward(self):
-        inp = self.inp
-        return fastnorm.instance_norm_backward(
-            inp.dy, inp.x, inp.gamma, axis=self.axis, out=self.out
-        )
+    def make_case(self, shape, dtype, layout, *peer):
+        return make_case(shape, dtype, layout)
 
 
-class InstanceNorm(_InstanceNorm):
+class InstanceNorm(_InstanceNorm, _Times):
     """Seconds per call, and peak memory of a forward with a fresh output."""
 
-    def time_forward(self, shape, dtype, layout):
-        self.forward()
 
-    def time_backward(self, shape, dtype, layout):
-        self.backward()
-
-    def peakmem_forward_fresh(self, shape, dtype, layout):
-        self.forward_fresh()
-
-
-class FloorRatio(_InstanceNorm):
+class FloorRatio(_InstanceNorm, _FloorRatio):
     """Time / floor-time, measured in the same process (1.0 = at the floor)."""
 
-    def floor_forward(self):
-        np.copyto(self.out, self.inp.x)
 
-    def floor_backward(self):
-        np.add(self.inp.dy, self.inp.x, out=self.out)
+class TorchRatio(_InstanceNorm, _TorchRatio):
+    """fastnorm time / PyTorch instance_norm or group_norm(num_groups=C) time."""
 
-    def _ratio(self, ours, floor):
-        times = interleave({"ours": ours, "floor": floor}, ROUNDS)
-        return median_ratio(times["ours"], times["floor"])
+    params = (SHAPES, ("float32",), LAYOUTS, tuple(PEERS))
+    param_names = ("shape", "dtype", "layout", "peer")
 
-    def track_forward_ratio(self, shape, dtype, layout):
-        return self._ratio(self.forward, self.floor_forward)
-
-    track_forward_ratio.unit = "x np.copyto"
-
-    def track_backward_ratio(self, shape, dtype, layout):
-        return self._ratio(self.backward, self.floor_backward)
-
-    track_backward_ratio.unit = "x np.add"
+    def peer(self, shape, dtype, layout, peer):
+        return PEERS[peer]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["format_table", "render", "render_concurrency"]
+__all__ = ["format_table", "peer_speedups", "render", "render_concurrency"]
 
 
 def _fmt_time(seconds: float) -> str:
@@ -13,10 +13,10 @@ def _fmt_time(seconds: float) -> str:
     return f"{seconds:.2f} s"
 
 
-def _cells(entry: dict | None, op: str, with_gbps: bool) -> list[str]:
-    if entry is None or op not in entry:
+def _cells(entry: dict | None, path: str, with_gbps: bool) -> list[str]:
+    if entry is None or path not in entry:
         return ["-"] * (3 if with_gbps else 2)
-    m = entry[op]
+    m = entry[path]
     cells = [_fmt_time(m["seconds"]), f"{m['ratio']:.2f}"]
     if with_gbps:
         cells.insert(1, f"{m['gbps']:.1f}")
@@ -37,12 +37,19 @@ HEADER = (
     "GB/s",
     "x floor",
     "matches ref",
+    "err 1e4+ y / dx",
 )
+
+
+def _offset_cell(entry: dict) -> str:
+    errors = entry.get("offset_error") or {}
+    return " / ".join(f"{errors[k]:.1e}" if k in errors else "-" for k in ("y", "dx"))
 
 
 def _case_rows(record: dict) -> list[list[str]]:
     rows = []
     results = dict(record["results"])
+    results.pop("floor", None)
     names = list(results) + list(record["unavailable"])
     for i, name in enumerate(names):
         lead = ["", "", ""]
@@ -50,7 +57,7 @@ def _case_rows(record: dict) -> list[list[str]]:
             lead = [record["shape_text"], record["layout"], record["dtype"]]
         entry = results.get(name)
         if entry is None:
-            rows.append([*lead, name, record["unavailable"][name]] + [""] * 8)
+            rows.append([*lead, name, record["unavailable"][name]])
             continue
         match = "-"
         if "match" in entry:
@@ -63,48 +70,50 @@ def _case_rows(record: dict) -> list[list[str]]:
                 *_cells(entry, "fresh", False),
                 *_cells(entry, "backward", True),
                 match,
+                _offset_cell(entry),
             ]
         )
     return rows
 
 
 def format_table(rows: list[list[str]]) -> str:
-    """Left-aligned text columns; the 'n/a' filler rows may overflow."""
-    widths = [max(len(r[i]) for r in rows if len(r[i]) < 40) for i in range(len(rows[0]))]
+    """Left-aligned text columns.
+
+    Rows shorter than the header (an implementation that cannot run a case,
+    with the reason as its last cell) take the widths of the full rows and
+    let their last cell overflow.
+    """
+    full = [r for r in rows if len(r) == len(rows[0])]
+    widths = [max(len(r[i]) for r in full) for i in range(len(rows[0]))]
     lines = []
     for row in rows:
-        cells = [c.ljust(w) if len(c) < 40 else c for c, w in zip(row, widths, strict=True)]
+        cells = [c.ljust(w) for c, w in zip(row[:-1], widths, strict=False)] + [row[-1]]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 
 
-def _peer_speedups(record: dict) -> str:
-    """fastnorm's lead over the fastest installed peer, per op."""
-    res = record["results"]
-    ours = res.get("fastnorm", {})
+def peer_speedups(record: dict) -> str:
+    """fastnorm's speedup over the fastest peer path, per direction, as text."""
     parts = []
-    for op, peer_ops in (("forward", ("forward", "fresh")), ("backward", ("backward",))):
-        peers = [
-            m[o]["seconds"]
-            for name, m in res.items()
-            if name not in ("fastnorm", "numpy", "floor")
-            for o in peer_ops
-            if o in m
-        ]
-        if peers and op in ours:
-            parts.append(f"{op} {min(peers) / ours[op]['seconds']:.1f}x")
+    for direction, m in record.get("vs_fastest_peer", {}).items():
+        slower = " (slower)" if m["speedup"] < 1 else ""
+        parts.append(
+            f"{direction} {m['speedup']:.2f}x{slower} vs {m['peer']} {m['peer_path']}"
+            f" (ours: {m['path']})"
+        )
     return ", ".join(parts)
 
 
-def render(report: dict) -> str:
-    """The text table of a report made by :func:`run_benchmark`."""
-    rows = [list(HEADER)]
-    leads = []
+def _sections(report: dict) -> dict:
+    """Records by table title, in the order they ran."""
+    sections: dict = {}
     for record in report["cases"]:
-        rows.extend(_case_rows(record))
-        lead = _peer_speedups(record)
-        if lead:
-            leads.append(f"  {record['shape_text']} {record['dtype']}: {lead}")
+        sections.setdefault(record.get("title", "instance norm"), []).append(record)
+    return sections
+
+
+def render(report: dict) -> str:
+    """The text tables (one per op) of a report made by :func:`run_benchmark`."""
     m = report["machine"]
     text = [
         f"fastnorm {report['fastnorm']} on {m['cpu']} ({m['cpus']} CPUs), "
@@ -112,14 +121,32 @@ def render(report: dict) -> str:
         f"median of {report['rounds']} interleaved rounds",
         "floor: forward np.copyto(out, x), backward np.add(dy, x, out=dx); "
         "'x floor' = time / floor in the same round (lower is better)",
-        "",
-        format_table(rows),
+        "'err 1e4+': max absolute error of y and dx against float64 math on x = 1e4 + N(0, 1)",
     ]
+    leads, notes = [], {}
+    for title, records in _sections(report).items():
+        rows = [list(HEADER)]
+        for record in records:
+            rows.extend(_case_rows(record))
+            lead = peer_speedups(record)
+            if lead:
+                case = f"{record['shape_text']} {record['layout']} {record['dtype']}"
+                leads.append(f"  {case}: {lead}")
+            for name, note in record.get("notes", {}).items():
+                notes.setdefault(f"{name}, {title}: {note}", None)
+        text += ["", title, format_table(rows)]
     if report["skipped"]:
         text.append("")
         text.extend(f"skipped {name}: {why}" for name, why in report["skipped"].items())
+    if notes:
+        text += ["", *(f"note: {note}" for note in notes)]
     if leads:
-        text += ["", "fastnorm speedup over the fastest installed peer (peer time / ours):", *leads]
+        text += [
+            "",
+            "fastnorm speedup over the fastest path of any installed peer "
+            "(median of per-round peer time / ours; best path on each side):",
+            *leads,
+        ]
     return "\n".join(text)
 
 

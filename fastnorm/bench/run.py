@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -11,13 +12,24 @@ import sys
 import numpy as np
 
 import fastnorm
-from fastnorm.reference import instance_norm_backward_ref, instance_norm_ref
 
-from .cases import EPS, TOLERANCE, Case, make_inputs
-from .peers import Calls, available_libraries
+from .cases import OFFSET, TOLERANCE, Case, Inputs, make_inputs
+from .ops import reference_results
+from .peers import NOT_PEERS, Calls, available_libraries
 from .timing import interleave, median_ratio
 
-__all__ = ["compile_ahead", "machine", "run_benchmark", "run_case", "set_threads"]
+__all__ = [
+    "case_from_spec",
+    "case_spec",
+    "compile_ahead",
+    "fastest_peer",
+    "kernel_set",
+    "machine",
+    "run_benchmark",
+    "run_case",
+    "set_threads",
+    "warm",
+]
 
 
 def _error(result, ref: np.ndarray) -> float:
@@ -32,20 +44,33 @@ def _check(calls: Calls, refs: tuple, dtype: np.dtype) -> dict:
     return {"match": bool(worst <= TOLERANCE[dtype]), "max_error": worst}
 
 
-_OPS = {  # op -> (floor key, bytes moved per call in units of x.nbytes)
+def _offset_error(calls: Calls, refs: tuple) -> dict:
+    """Max absolute error of (y, dx) on the offset input (None: no backward)."""
+    y, dx = calls.results()
+    errors = {}
+    for key, result, ref in (("y", y, refs[0]), ("dx", dx, refs[1])):
+        if result is not None:
+            errors[key] = float(np.max(np.abs(np.asarray(result, dtype=np.float64) - ref)))
+    return errors
+
+
+#: path -> (floor key, bytes moved per call in units of x.nbytes)
+_PATHS = {
     "forward": ("forward", 2),
     "fresh": ("forward", 2),
     "backward": ("backward", 3),
 }
+#: The paths compared with peers, per direction.
+DIRECTIONS = {"forward": ("forward", "fresh"), "backward": ("backward",)}
 
 
 def _summarize(case: Case, times: dict, checks: dict) -> dict:
     results = {}
-    for (lib, op), samples in times.items():
-        floor_key, moved = _OPS[op]
+    for (lib, path), samples in times.items():
+        floor_key, moved = _PATHS[path]
         seconds = statistics.median(samples)
         entry = results.setdefault(lib, {})
-        entry[op] = {
+        entry[path] = {
             "seconds": seconds,
             "gbps": moved * case.nbytes / seconds / 1e9,
             "ratio": median_ratio(samples, times[("floor", floor_key)]),
@@ -55,35 +80,85 @@ def _summarize(case: Case, times: dict, checks: dict) -> dict:
     return results
 
 
+def fastest_peer(times: dict) -> dict:
+    """fastnorm's speedup over the fastest path of any peer, per direction.
+
+    The forward compares fastnorm's faster path (``out=`` or a fresh array)
+    with the fastest forward path of every peer, the backward the backwards;
+    "fastest" is the lowest median time.  The speedup is the median over
+    rounds of (peer time / fastnorm time) within the round.
+
+    Parameters
+    ----------
+    times : dict
+        (library, path) -> seconds per call in each round, as timed.
+
+    Returns
+    -------
+    dict
+        direction -> {'peer', 'peer_path', 'path', 'speedup'}; a direction is
+        missing when fastnorm or every peer lacks it.
+    """
+    out = {}
+    for direction, paths in DIRECTIONS.items():
+        ours = [key for key in times if key[0] == "fastnorm" and key[1] in paths]
+        theirs = [key for key in times if key[0] not in (*NOT_PEERS, "floor") and key[1] in paths]
+        if not ours or not theirs:
+            continue
+        best = min(ours, key=lambda k: statistics.median(times[k]))
+        peer = min(theirs, key=lambda k: statistics.median(times[k]))
+        out[direction] = {
+            "peer": peer[0],
+            "peer_path": peer[1],
+            "path": best[1],
+            "speedup": median_ratio(times[peer], times[best]),
+        }
+    return out
+
+
 def run_case(case: Case, libraries, threads: int, rounds: int, min_time: float, progress) -> dict:
-    """Time every library on one case; return its JSON-ready record."""
+    """Time every library that runs the case's op; return the case's JSON-ready record.
+
+    Each library is also run once on the offset input (``OFFSET + N(0, 1)``)
+    and its max absolute error against the float64 reference recorded.
+    """
+    label = f"{case.op} norm {case.shape_text} {case.dtype}"
     inp = make_inputs(case)
-    refs = (
-        instance_norm_ref(inp.x, inp.gamma, inp.beta, axis=case.axis, eps=EPS),
-        instance_norm_backward_ref(inp.dy, inp.x, inp.gamma, axis=case.axis, eps=EPS)[0],
-    )
+    refs = reference_results(case, inp)
+    offset_inp = make_inputs(case, seed=1, offset=OFFSET)
+    offset_refs = reference_results(case, offset_inp)
     floor_out = np.empty_like(inp.x)
     fns = {
         ("floor", "forward"): lambda: np.copyto(floor_out, inp.x),
         ("floor", "backward"): lambda: np.add(inp.dy, inp.x, out=floor_out),
     }
-    checks, unavailable = {}, {}
+    checks, unavailable, notes = {}, {}, {}
     for lib in libraries:
-        progress(f"{case.shape_text} {case.dtype}: preparing {lib.name}")
-        calls = lib.prepare(case, inp, threads)
+        if case.op not in lib.ops:
+            continue
+        progress(f"{label}: preparing {lib.name}")
+        calls = lib.prepare(case, offset_inp, threads)
         if isinstance(calls, str):
             unavailable[lib.name] = calls
             continue
-        checks[lib.name] = _check(calls, refs, case.dtype)
-        for op in ("forward", "fresh", "backward"):
-            if getattr(calls, op) is not None:
-                fns[(lib.name, op)] = getattr(calls, op)
+        offset_error = _offset_error(calls, offset_refs)
+        calls = lib.prepare(case, inp, threads)
+        checks[lib.name] = {**_check(calls, refs, case.dtype), "offset_error": offset_error}
+        if calls.note:
+            notes[lib.name] = calls.note
+        for path in _PATHS:
+            if getattr(calls, path) is not None:
+                fns[(lib.name, path)] = getattr(calls, path)
+    del offset_inp, offset_refs, refs
 
     def on_round(r):
-        progress(f"{case.shape_text} {case.dtype}: round {r + 1}/{rounds}")
+        progress(f"{label}: round {r + 1}/{rounds}")
 
     times = interleave(fns, rounds, min_time, on_round)
     return {
+        "op": case.op,
+        "title": case.title,
+        "groups": case.groups,
         "case": case.name,
         "shape": list(case.shape),
         "axis": case.axis,
@@ -91,7 +166,9 @@ def run_case(case: Case, libraries, threads: int, rounds: int, min_time: float, 
         "dtype": str(case.dtype),
         "bytes": case.nbytes,
         "results": _summarize(case, times, checks),
+        "vs_fastest_peer": fastest_peer(times),
         "unavailable": unavailable,
+        "notes": notes,
     }
 
 
@@ -136,49 +213,97 @@ def machine(threads: int) -> dict:
     }
 
 
-#: Rough compile time of one (dtype, family) kernel set, in units of the rows set.
-_COMPILE_COST = {"rows": 1, "columns": 2}
+#: Rough compile time of one kernel family, in units of the rows family.
+_COMPILE_COST = {"rows": 1, "columns": 2, "affine rows": 1, "affine columns": 2}
+
+
+def kernel_set(case: Case) -> tuple[str, str]:
+    """(dtype, kernel family) of a case: the cases of one set compile the same kernels.
+
+    Instance and group norm share the 'rows' and 'columns' families (chosen
+    by :mod:`fastnorm.functional` from the shape alone); layer norm uses the
+    affine families, 'affine rows' when the normalized axes are innermost.
+    """
+    from fastnorm import functional
+
+    if case.op == "layer":
+        lay = functional._plan_affine_layout(case.shape, case.axis)
+        return str(case.dtype), "affine rows" if lay.B == 1 else "affine columns"
+    groups = case.groups if case.op == "group" else None
+    return str(case.dtype), functional._plan_layout(case.shape, case.axis, groups).family
+
+
+def case_spec(case: Case) -> list:
+    """The case as JSON-ready values, for a compile worker's command line."""
+    return [case.name, list(case.shape), case.axis, str(case.dtype), case.op, case.groups]
+
+
+def case_from_spec(spec: list) -> Case:
+    """The inverse of :func:`case_spec`."""
+    name, shape, axis, dtype, op, groups = spec
+    return Case(name, tuple(shape), axis, np.dtype(dtype), op, groups)
+
+
+def warm(specs: list) -> None:
+    """Make every fastnorm call the benchmark times once, on zeros (a compile worker).
+
+    Parameters
+    ----------
+    specs : list
+        The cases, as :func:`case_spec` makes them.
+    """
+    from .peers import LIBRARIES
+
+    (fastnorm_library,) = (lib for lib in LIBRARIES if lib.name == "fastnorm")
+    for spec in specs:
+        case = case_from_spec(spec)
+        x = np.zeros(case.shape, case.dtype)
+        params = np.ones(case.channels, case.dtype)
+        calls = fastnorm_library.prepare(case, Inputs(x, x, params, params), 1)
+        calls.forward()
+        calls.fresh()
+        calls.backward()
 
 
 def compile_ahead(cases, processes: int = 2) -> list[list[tuple[str, str]]]:
     """Load or compile the kernels the cases use, in several processes at once.
 
-    On a fresh machine the default cases compile about 50 s of kernels on
-    one core, more than the benchmark itself; the kernel sets of different
-    (dtype, family) pairs compile independently into the shared on-disk
-    cache (its writes are locked), so ``processes`` workers take a fraction
+    On a fresh machine the default cases compile about a minute of kernels
+    on one core, more than the benchmark itself; kernel families
+    (:func:`kernel_set`) compile independently into the shared on-disk cache
+    (its writes are locked), so ``processes`` workers, each making the
+    benchmark's fastnorm calls of its cases (:func:`warm`), take a fraction
     of that and the benchmark then loads them.  With a warm cache this costs
     about a second.  Nothing happens when kernels are not cached or a single
     core is available; a worker that fails only means compiling later.
 
     Returns
     -------
-    list of list of (dtype, layout name)
-        The work of each worker process (empty when nothing ran).
+    list of list of (dtype, family)
+        The kernel sets of each worker process (empty when nothing ran).
     """
-    from fastnorm import functional, runtime
+    from fastnorm import runtime
 
     processes = min(processes, os.cpu_count() or 1)
     if runtime.cache_dir() is None or processes < 2:
         return []
-    sets = {}
+    sets: dict = {}
     for case in cases:
-        family = functional._plan_layout(case.shape, case.axis).family
-        layout = "channels_last" if family == "columns" else "channels_first"
-        sets[(str(case.dtype), layout)] = _COMPILE_COST[family]
+        sets.setdefault(kernel_set(case), []).append(case_spec(case))
     groups: list[list] = [[] for _ in range(min(processes, len(sets)))]
     loads = [0] * len(groups)
-    for key in sorted(sets, key=lambda k: -sets[k]):  # largest first, to the least loaded
+    for key in sorted(sets, key=lambda k: -_COMPILE_COST[k[1]]):  # largest to least loaded
         i = loads.index(min(loads))
         groups[i].append(key)
-        loads[i] += sets[key]
+        loads[i] += _COMPILE_COST[key[1]]
     workers = []
+    code = "import json, sys; from fastnorm.bench.run import warm; warm(json.loads(sys.argv[1]))"
     for group in groups:
-        calls = "; ".join(f"fastnorm.warmup(dtypes=[{d!r}], layouts=[{lay!r}])" for d, lay in group)
+        specs = [spec for key in group for spec in sets[key]]
         try:
             workers.append(
                 subprocess.Popen(
-                    [sys.executable, "-c", f"import fastnorm; {calls}"],
+                    [sys.executable, "-c", code, json.dumps(specs)],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
@@ -197,7 +322,7 @@ def run_benchmark(cases, threads: int, rounds: int, min_time: float, progress) -
     libraries, skipped = available_libraries()
     records = []
     for i, case in enumerate(cases):
-        progress(f"[{i + 1}/{len(cases)}] {case.shape_text} {case.dtype}: starting")
+        progress(f"[{i + 1}/{len(cases)}] {case.op} norm {case.shape_text} {case.dtype}: starting")
         record = run_case(case, libraries, threads, rounds, min_time, progress)
         record["shape_text"] = case.shape_text
         records.append(record)
