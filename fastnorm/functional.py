@@ -375,6 +375,14 @@ def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
     return a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
 
 
+def _as_result(arr: np.ndarray, compute: np.dtype, dtype: np.dtype) -> np.ndarray:
+    """A float64 result in x's dtype, through the compute dtype (float16 input
+    computes in float32: rounding float64 to float16 directly would differ)."""
+    if compute != arr.dtype:
+        arr = arr.astype(compute)
+    return arr if arr.dtype == dtype else arr.astype(dtype)
+
+
 def _finish(buf: np.ndarray, wrote_out: bool, out, shape: tuple, dtype: np.dtype):
     if out is None:
         result = buf.reshape(shape)
@@ -509,7 +517,7 @@ def _norm_backward(dy, x, num_groups, gamma, axis, eps, mean, invstd, out):
         dgamma = dgamma.reshape(lay.G, Cg).sum(axis=1)
         dbeta = dbeta.reshape(lay.G, Cg).sum(axis=1)
     if x.dtype != dgamma.dtype:
-        return dx, dgamma.astype(x.dtype), dbeta.astype(x.dtype)
+        return dx, _as_result(dgamma, compute, x.dtype), _as_result(dbeta, compute, x.dtype)
     return dx, dgamma, dbeta
 
 
@@ -759,7 +767,7 @@ def _normalized_axes(axis, ndim: int) -> tuple[int, int]:
     if isinstance(axis, (tuple, list)):
         axes = list(axis)
         if not axes:
-            raise ValueError("axis must name at least one axis, got an empty tuple")
+            raise ValueError(f"axis must name at least one axis, got {axis!r}")
     else:
         axes = [axis]
     resolved = []
@@ -955,7 +963,7 @@ def layer_norm_backward(dy, x, gamma=None, *, axis=-1, eps=1e-5, mean=None, invs
     dgamma = dgamma.reshape(lay.param_shape)
     dbeta = dbeta.reshape(lay.param_shape)
     if x.dtype != dgamma.dtype:
-        return dx, dgamma.astype(x.dtype), dbeta.astype(x.dtype)
+        return dx, _as_result(dgamma, compute, x.dtype), _as_result(dbeta, compute, x.dtype)
     return dx, dgamma, dbeta
 
 
