@@ -34,6 +34,7 @@ __all__ = [
     "layer_norm",
     "layer_norm_backward",
     "layer_norm_stats",
+    "layer_norm_with_stats",
     "normalize_with_stats",
     "partial_grad_sums",
     "partial_moments",
@@ -965,6 +966,21 @@ def layer_norm_backward(dy, x, gamma=None, *, axis=-1, eps=1e-5, mean=None, invs
     if x.dtype != dgamma.dtype:
         return dx, _as_result(dgamma, compute, x.dtype), _as_result(dbeta, compute, x.dtype)
     return dx, dgamma, dbeta
+
+
+def layer_norm_with_stats(x, mean, invstd, gamma=None, beta=None, *, axis=-1, out=None):
+    """The forward of :func:`layer_norm` with given statistics (a chunk-level
+    building block: ``mean``/``invstd`` of x's shape without the normalized
+    axes, gamma/beta of the normalized axes' shape)."""
+    x, compute = float_input("x", x)
+    lay = affine_layout_of(x, axis)
+    g = _element_param("gamma", gamma, lay, compute, 1.0)
+    b = _element_param("beta", beta, lay, compute, 0.0)
+    what = f"x.shape without the normalized axes {lay.stats_shape}"
+    m, s = _check_affine_stats(mean, invstd, lay.stats_shape, what)
+    stats = _affine_stats_table(lay)
+    K.fill_given_stats(stats, float(lay.L), m, s, 1)
+    return _forward(x, compute, lay, g, b, 0.0, stats, 3, out)
 
 
 def _check_affine_stats(mean, invstd, shape: tuple, what: str):
