@@ -395,10 +395,19 @@ def test_torch_export_keeps_the_ops_opaque():
     ).eval()
     ft.convert(model)
     x = _randn(1, 3, 10, 10, dtype=torch.float32)
+
+    def targets(exported):
+        return {str(n.target) for n in exported.graph.nodes if n.op == "call_function"}
+
+    # parameters require grad: the training operators (statistics saved)
     exported = torch.export.export(model, (x,))
-    targets = {str(n.target) for n in exported.graph.nodes if n.op == "call_function"}
-    assert "fastnorm.instance_norm.default" in targets
-    assert "fastnorm.group_norm.default" in targets
+    assert {"fastnorm.instance_norm_train.default", "fastnorm.group_norm_train.default"} <= (
+        targets(exported)
+    )
+    torch.testing.assert_close(exported.module()(x), model(x))
+    with torch.no_grad():  # inference: the one-pass operators
+        exported = torch.export.export(model, (x,))
+    assert {"fastnorm.instance_norm.default", "fastnorm.group_norm.default"} <= targets(exported)
     torch.testing.assert_close(exported.module()(x), model(x))
 
 
@@ -434,6 +443,22 @@ def test_channels_last_in_channels_last_out_without_copies(monkeypatch, ndim):
     seen = _spy(monkeypatch, "group_norm")
     y = ft.group_norm(x, 5)
     assert np.shares_memory(seen[0][0], x.numpy()) and y.stride() == x.stride()
+
+
+def test_outputs_may_be_modified_in_place_under_autograd():
+    # A custom op's output that is a view may not be modified in place
+    # (ReLU(inplace=True) follows most norm layers): outputs are fresh tensors.
+    for x in (_channels_last(_randn(1, 4, 5, 6, seed=1)), _randn(3, 4, seed=2)):
+        xg = x.clone().requires_grad_()
+        y = ft.group_norm(xg, 2)
+        if x.dim() > 2:
+            y = ft.instance_norm(torch.relu_(y))
+        torch.relu_(y).sum().backward()
+        assert xg.grad is not None
+    if HAS_LAYER_NORM:
+        xg = _randn(2, 3, 4, seed=3).requires_grad_()
+        torch.relu_(ft.layer_norm(xg, (3, 4))).sum().backward()
+        assert xg.grad is not None
 
 
 def test_other_strides_one_copy_contiguous_out():

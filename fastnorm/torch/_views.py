@@ -65,12 +65,21 @@ def view_of(x: Tensor) -> View:
 
 
 def empty_like(x: Tensor, view: View, dtype: torch.dtype | None = None) -> Tensor:
-    """An uninitialized tensor of x's shape laid out as ``view`` says."""
+    """An uninitialized tensor of x's shape laid out as ``view`` says.
+
+    Allocated with its final strides (never a view of another tensor):
+    autograd forbids in-place changes (``ReLU(inplace=True)``) of a custom
+    operator's output that is a view.
+    """
     dtype = x.dtype if dtype is None else dtype
     if view.perm is None:
         return torch.empty(x.shape, dtype=dtype, device=x.device)
-    shape = [x.shape[i] for i in view.perm]
-    return torch.empty(shape, dtype=dtype, device=x.device).permute(view.inverse)
+    strides = [0] * x.dim()
+    step = 1
+    for axis in reversed(view.perm):
+        strides[axis] = step
+        step *= x.shape[axis]
+    return torch.empty_strided(x.shape, strides, dtype=dtype, device=x.device)
 
 
 def as_numpy(t: Tensor, view: View) -> np.ndarray:

@@ -243,9 +243,9 @@ instance_norm_train.register_autograd(_instance_backward, setup_context=_instanc
 # group norm
 
 
-def _group_view(x: Tensor) -> Tensor:
-    """(N, C) inputs as (N, C, 1): fastnorm wants an axis to normalize over."""
-    return x.unsqueeze(-1) if x.dim() == 2 else x
+def _group_arrays(*arrays: np.ndarray) -> list:
+    """(N, C) arrays as (N, C, 1): fastnorm wants an axis to normalize over."""
+    return [a[..., None] if a.ndim == 2 else a for a in arrays]
 
 
 def _check_groups(x: Tensor, num_groups: int) -> None:
@@ -262,15 +262,14 @@ def _group_forward(x: Tensor, num_groups: int, weight, bias, eps: float, with_st
     V.check_param("weight", weight, (x.shape[1],))
     V.check_param("bias", bias, (x.shape[1],))
     follow_torch()
-    xg = _group_view(_to_compute(x))
-    view = V.view_of(xg)
-    y = V.empty_like(xg, view)
-    xn, yn = V.as_numpy(xg, view), V.as_numpy(y, view)
+    xc = _to_compute(x)
+    view = V.view_of(xc)
+    y = V.empty_like(xc, view)
+    xn, yn = _group_arrays(V.as_numpy(xc, view), V.as_numpy(y, view))
     g, b = V.param_numpy(weight), V.param_numpy(bias)
     if with_stats:
         mean, invstd = fastnorm.group_norm_stats(xn, num_groups, axis=view.axis, eps=eps)
     fastnorm.group_norm(xn, num_groups, g, b, axis=view.axis, eps=eps, out=yn)
-    y = y.view(x.shape) if x.dim() == 2 else y
     y = y if y.dtype == x.dtype else y.to(x.dtype)
     if not with_stats:
         return y
@@ -278,7 +277,7 @@ def _group_forward(x: Tensor, num_groups: int, weight, bias, eps: float, with_st
 
 
 def _group_out_fake(x: Tensor) -> Tensor:
-    return V.empty_like(x, V.view_of(x)) if x.dim() > 2 else torch.empty_like(x)
+    return V.empty_like(x, V.view_of(x))
 
 
 @torch.library.custom_op("fastnorm::group_norm", mutates_args=())
@@ -350,24 +349,20 @@ def group_norm_backward(
     V.check_input("input", input, 2)
     V.check_input("grad_output", grad_output, 2)
     follow_torch()
-    xg = _group_view(_to_compute(input))
-    view = V.view_of(xg)
-    dyg = _group_view(_to_compute(grad_output).to(xg.dtype))
-    dx = V.empty_like(xg, view)
+    xc = _to_compute(input)
+    view = V.view_of(xc)
+    dx = V.empty_like(xc, view)
+    dyn, xn, dxn = _group_arrays(
+        V.as_numpy(_to_compute(grad_output).to(xc.dtype), view),
+        V.as_numpy(xc, view),
+        V.as_numpy(dx, view),
+    )
     stats = {}
     if mean is not None and invstd is not None:
         stats = {"mean": mean.detach().numpy(), "invstd": invstd.detach().numpy()}
     _, dgamma, dbeta = fastnorm.group_norm_backward(
-        V.as_numpy(dyg, view),
-        V.as_numpy(xg, view),
-        num_groups,
-        V.param_numpy(weight),
-        axis=view.axis,
-        eps=eps,
-        out=V.as_numpy(dx, view),
-        **stats,
+        dyn, xn, num_groups, V.param_numpy(weight), axis=view.axis, eps=eps, out=dxn, **stats
     )
-    dx = dx.view(input.shape) if input.dim() == 2 else dx
     gdtype = _grad_dtype(input, weight)
     return (
         dx if dx.dtype == input.dtype else dx.to(input.dtype),
@@ -462,8 +457,8 @@ def _layer_forward(x: Tensor, normalized_shape, weight, bias, eps: float, with_s
     stats_shape = x.shape[: x.dim() - len(shape)]
     return (
         y,
-        torch.from_numpy(mean).reshape(stats_shape),
-        torch.from_numpy(invstd).reshape(stats_shape),
+        torch.from_numpy(mean.reshape(stats_shape)),
+        torch.from_numpy(invstd.reshape(stats_shape)),
     )
 
 
@@ -567,8 +562,8 @@ def layer_norm_backward(
     gdtype = _grad_dtype(input, weight)
     return (
         dx if dx.dtype == input.dtype else dx.to(input.dtype),
-        torch.from_numpy(np.asarray(dgamma)).reshape(shape).to(gdtype),
-        torch.from_numpy(np.asarray(dbeta)).reshape(shape).to(gdtype),
+        torch.from_numpy(np.asarray(dgamma).reshape(shape)).to(gdtype),
+        torch.from_numpy(np.asarray(dbeta).reshape(shape)).to(gdtype),
     )
 
 
