@@ -154,6 +154,27 @@ def test_numpy_twin_matches_the_reference(text):
     np.testing.assert_allclose(dx, dx_ref, atol=tol)
 
 
+def test_interleave_rounds_and_untimed_calls():
+    """Each sample follows an untimed call, except for calls too long to need one."""
+    import time
+
+    counts = {"fast": 0, "slow": 0}
+
+    def fast():
+        counts["fast"] += 1
+
+    def slow():
+        counts["slow"] += 1
+        time.sleep(bench.timing.LONG_CALL * 1.2)
+
+    times = bench.interleave({"fast": fast, "slow": slow}, rounds=2, min_time=1e-4)
+    assert [len(t) for t in times.values()] == [2, 2]
+    assert min(times["slow"]) >= bench.timing.LONG_CALL
+    assert counts["slow"] == 2 + 2  # calibration, then one timed call per round
+    number = (counts["fast"] - 2) // 2 - 1
+    assert number >= 1 and counts["fast"] == 2 + 2 * (1 + number)
+
+
 def _times(**medians):
     """Three rounds per key ('lib path' -> median seconds)."""
     return {tuple(k.split("_")): [v * 0.9, v, v * 1.2] for k, v in medians.items()}
