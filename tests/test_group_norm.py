@@ -770,6 +770,61 @@ def test_float16_computes_in_float32(rng, shape, axis, G):
     np.testing.assert_array_equal(out, y)
 
 
+@pytest.mark.parametrize("dtype", [">f2", ">f4", ">f8"])
+def test_byte_swapped_inputs(rng, dtype):
+    # Big-endian data (read from files) computes natively; results keep its dtype.
+    x = rng.standard_normal((2, 6, 5, 4)).astype(dtype)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    gamma = (1.0 + rng.standard_normal(3)).astype(dtype)
+    native = lambda a: a.astype(a.dtype.newbyteorder("="))  # noqa: E731
+    y = fastnorm.group_norm(x, 3, gamma)
+    assert y.dtype == x.dtype
+    np.testing.assert_array_equal(y, fastnorm.group_norm(native(x), 3, native(gamma)))
+    _assert_same(
+        [native(a) for a in fastnorm.group_norm_backward(dy, x, 3, gamma)],
+        fastnorm.group_norm_backward(native(dy), native(x), 3, native(gamma)),
+    )
+
+
+def test_read_only_and_list_inputs(rng):
+    x = rng.standard_normal((2, 6, 5))
+    dy = rng.standard_normal(x.shape)
+    gamma = 1.0 + rng.standard_normal(6)
+    want = fastnorm.group_norm(x, 2, gamma), *fastnorm.group_norm_backward(dy, x, 2, gamma)
+    for a in (x, dy, gamma):
+        a.flags.writeable = False
+    _assert_same(
+        (fastnorm.group_norm(x, 2, gamma), *fastnorm.group_norm_backward(dy, x, 2, gamma)), want
+    )
+    np.testing.assert_array_equal(fastnorm.group_norm(x.tolist(), 2, gamma.tolist()), want[0])
+
+
+@pytest.mark.parametrize(
+    "shape, axis, G",
+    [
+        pytest.param((2, 6, 50), 1, 6, id="rows-groups-of-one"),
+        pytest.param((2, 6, 50), 1, 3, id="rows"),
+        pytest.param((2, 6, 8, 300), 1, 3, id="rows-long"),
+        pytest.param((3, 40, 50), -1, 5, id="columns"),
+        pytest.param((2, 6, 5, 7), 2, 1, id="middle"),
+    ],
+)
+def test_float64_variance_overflow_is_inf_not_nan(rng, shape, axis, G):
+    # Finite inputs whose squares overflow: the variance is inf and invstd 0,
+    # so y is beta and dx, dgamma are 0 (as instance_norm on rows), never NaN.
+    x = rng.standard_normal(shape) * 1e300
+    dy = rng.standard_normal(shape)
+    beta = np.arange(float(shape[axis]))
+    y = fastnorm.group_norm(x, G, beta=beta, axis=axis)
+    np.testing.assert_array_equal(y, np.broadcast_to(_bcast(beta, len(shape), axis), shape))
+    mean, invstd = fastnorm.group_norm_stats(x, G, axis=axis)
+    assert np.isfinite(mean).all() and (invstd == 0).all()
+    dx, dgamma, dbeta = fastnorm.group_norm_backward(dy, x, G, axis=axis)
+    np.testing.assert_array_equal(dx, 0)
+    np.testing.assert_array_equal(dgamma, 0)
+    assert np.isfinite(dbeta).all()
+
+
 def test_dy_is_cast_to_x_dtype(rng):
     x = rng.standard_normal((2, 6, 5, 5)).astype(np.float32)
     dy = rng.standard_normal(x.shape)
@@ -922,7 +977,8 @@ def test_hypothesis_matches_reference(case):
     C = shape[axis]
     n_params = {"none": C, "channel": C, "group": G}[params]
     gamma, beta = (None, None) if params == "none" else _affine(rng, n_params, dtype)
-    saved = [a.copy() for a in (x, dy)]
+    inputs = [a for a in (x, dy, gamma, beta) if a is not None]
+    saved = [a.copy() for a in inputs]
     y_tol, g_tol = TOL[dtype]
 
     y = fastnorm.group_norm(x, G, gamma, beta, axis=axis)
@@ -946,8 +1002,8 @@ def test_hypothesis_matches_reference(case):
     mean_ref, _ = group_norm_stats_ref(x, G, axis=axis)
     np.testing.assert_allclose(mean, mean_ref, rtol=1e-12 if dtype == np.float64 else 1e-6)
     np.testing.assert_allclose(invstd_got, invstd, rtol=1e-9 if dtype == np.float64 else 1e-5)
-    for a, b in zip((x, dy), saved, strict=True):
-        np.testing.assert_array_equal(a, b)
+    for a, b in zip(inputs, saved, strict=True):
+        np.testing.assert_array_equal(a, b)  # inputs are never modified
 
 
 @SETTINGS

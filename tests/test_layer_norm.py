@@ -602,6 +602,50 @@ def test_float16_computes_in_float32(rng, shape, axis):
     _assert_same(got, [w.astype(np.float16) for w in want])
 
 
+@pytest.mark.parametrize("dtype", [">f2", ">f4", ">f8"])
+def test_byte_swapped_inputs(rng, dtype):
+    # Big-endian data (read from files) computes natively; results keep its dtype.
+    x = rng.standard_normal((6, 5, 4)).astype(dtype)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    gamma = (1.0 + rng.standard_normal((5, 4))).astype(dtype)
+    native = lambda a: a.astype(a.dtype.newbyteorder("="))  # noqa: E731
+    y = fastnorm.layer_norm(x, gamma, axis=(1, 2))
+    assert y.dtype == x.dtype
+    np.testing.assert_array_equal(y, fastnorm.layer_norm(native(x), native(gamma), axis=(1, 2)))
+    _assert_same(
+        [native(a) for a in fastnorm.layer_norm_backward(dy, x, gamma, axis=(1, 2))],
+        fastnorm.layer_norm_backward(native(dy), native(x), native(gamma), axis=(1, 2)),
+    )
+
+
+def test_read_only_and_list_inputs(rng):
+    x = rng.standard_normal((4, 6))
+    dy = rng.standard_normal(x.shape)
+    gamma = 1.0 + rng.standard_normal(6)
+    want = fastnorm.layer_norm(x, gamma), *fastnorm.layer_norm_backward(dy, x, gamma)
+    for a in (x, dy, gamma):
+        a.flags.writeable = False
+    _assert_same((fastnorm.layer_norm(x, gamma), *fastnorm.layer_norm_backward(dy, x, gamma)), want)
+    np.testing.assert_array_equal(fastnorm.layer_norm(x.tolist(), gamma.tolist()), want[0])
+
+
+@pytest.mark.parametrize("axis", [-1, 1, (1, 2)])
+def test_float64_variance_overflow_is_inf_not_nan(rng, axis):
+    # Finite inputs whose squares overflow: the variance is inf and invstd 0,
+    # so y is beta and dx, dgamma are 0 (as instance_norm on rows), never NaN.
+    x = rng.standard_normal((3, 40, 50)) * 1e300
+    dy = rng.standard_normal(x.shape)
+    beta = np.arange(float(np.prod(_norm_shape(x.shape, axis)))).reshape(_norm_shape(x.shape, axis))
+    y = fastnorm.layer_norm(x, beta=beta, axis=axis)
+    np.testing.assert_array_equal(y, _bcast(beta, x.shape, axis))
+    mean, invstd = fastnorm.layer_norm_stats(x, axis=axis)
+    assert np.isfinite(mean).all() and (invstd == 0).all()
+    dx, dgamma, dbeta = fastnorm.layer_norm_backward(dy, x, axis=axis)
+    np.testing.assert_array_equal(dx, 0)
+    np.testing.assert_array_equal(dgamma, 0)
+    assert np.isfinite(dbeta).all()
+
+
 def test_dy_is_cast_to_x_dtype(rng):
     x = rng.standard_normal((5, 12)).astype(np.float32)
     dy = rng.standard_normal(x.shape)
@@ -756,7 +800,8 @@ def test_hypothesis_matches_reference(case):
     dy = make_array(shape, dtype, layout, rng)
     pshape = _norm_shape(shape, axis)
     gamma, beta = _affine(rng, pshape, dtype) if with_params else (None, None)
-    saved = [a.copy() for a in (x, dy)]
+    inputs = [a for a in (x, dy, gamma, beta) if a is not None]
+    saved = [a.copy() for a in inputs]
     y_tol, g_tol = TOL[dtype]
 
     y = fastnorm.layer_norm(x, gamma, beta, axis=axis)
@@ -780,8 +825,8 @@ def test_hypothesis_matches_reference(case):
     assert mean.shape == _stats_shape(shape, axis)
     np.testing.assert_allclose(mean, mean_ref, rtol=1e-12 if dtype == np.float64 else 1e-6)
     np.testing.assert_allclose(invstd, invstd_ref, rtol=1e-9 if dtype == np.float64 else 1e-5)
-    for a, b in zip((x, dy), saved, strict=True):
-        np.testing.assert_array_equal(a, b)
+    for a, b in zip(inputs, saved, strict=True):
+        np.testing.assert_array_equal(a, b)  # inputs are never modified
 
 
 @SETTINGS
