@@ -95,6 +95,7 @@ def test_parse_raw_shapes_take_the_op():
         ("A:7", {}, "bad axis in 'A:7'"),
         ("2x4x4:5", {}, "axis=5 of shape 2x4x4"),
         ("U320@floatx", {}, "bad dtype"),
+        ("C", {"dtypes": "float16"}, "expected float32 or float64"),
         ("2x3x:1", {}, "bad shape"),
     ],
 )

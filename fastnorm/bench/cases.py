@@ -221,7 +221,10 @@ def _parse_token(
     try:
         dtype_list = [np.dtype(d) for d in (dtypes or [dtype or "float32"])]
     except TypeError:
-        raise ValueError(f"bad dtype in {token!r} or --dtype: expected e.g. float32") from None
+        dtype_list = []
+    if not dtype_list or any(d not in TOLERANCE for d in dtype_list):
+        given = f"--dtype {','.join(dtypes)!r}" if dtypes else repr(token)
+        raise ValueError(f"bad dtype in {given}: expected float32 or float64")
     group_count = groups if op == "group" else None
     return [Case(name, shape, own_axis, d, op, group_count) for d in dtype_list]
 
