@@ -21,6 +21,7 @@ __all__ = [
     "GROUP_SHAPES",
     "LAYER_SHAPES",
     "OFFSET",
+    "OFFSET_TEXT",
     "OPS",
     "QUICK",
     "SHAPES",
@@ -89,6 +90,8 @@ EPS = 1e-5
 #: Offset of the accuracy input (``OFFSET + N(0, 1)``), where float32
 #: accumulation of sums or squares loses the variance.
 OFFSET = 1e4
+#: OFFSET as the table writes it ("1e4").
+OFFSET_TEXT = f"{OFFSET:.0e}".replace("e+0", "e")
 _SPATIAL = {1: "L", 2: "HW", 3: "DHW"}
 _TOKEN = re.compile(r"(?P<spec>[^:@]+)(?::(?P<axis>[+-]?\d+))?(?:@(?P<dtype>\w+))?")
 

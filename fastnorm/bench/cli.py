@@ -9,7 +9,7 @@ import sys
 
 import fastnorm
 
-from .cases import DEFAULT, GROUPS, OFFSET, OPS, TABLES, default_cases, parse_cases
+from .cases import DEFAULT, GROUPS, OFFSET_TEXT, OPS, TABLES, default_cases, parse_cases
 from .concurrency import CONCURRENCY_JOBS, QUICK_JOBS, run_concurrency
 from .plot import plot_report, require_matplotlib
 from .report import render, render_concurrency
@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
             "process, a NumPy two-pass implementation and every installed peer (PyTorch "
             "instance_norm, group_norm and layer_norm, ONNX Runtime); check every result "
             "against the float64 reference and give each implementation's error on data "
-            f"offset by {OFFSET:g}."
+            f"offset by {OFFSET_TEXT}."
         ),
         epilog=(
             "Named cases carry their op: "

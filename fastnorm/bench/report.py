@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .cases import OFFSET_TEXT
+
 __all__ = ["format_table", "peer_speedups", "render", "render_concurrency"]
 
 
@@ -37,7 +39,7 @@ HEADER = (
     "GB/s",
     "x floor",
     "matches ref",
-    "err 1e4+ y / dx",
+    f"err {OFFSET_TEXT}+ y / dx",
 )
 
 
@@ -121,7 +123,8 @@ def render(report: dict) -> str:
         f"median of {report['rounds']} interleaved rounds",
         "floor: forward np.copyto(out, x), backward np.add(dy, x, out=dx); "
         "'x floor' = time / floor in the same round (lower is better)",
-        "'err 1e4+': max absolute error of y and dx against float64 math on x = 1e4 + N(0, 1)",
+        f"'err {OFFSET_TEXT}+': max absolute error of y and dx against float64 math on "
+        f"x = {OFFSET_TEXT} + N(0, 1)",
     ]
     leads, notes = [], {}
     for title, records in _sections(report).items():
