@@ -13,13 +13,18 @@ __all__ = ["LayerNorm"]
 
 
 def _check_axis_spec(axis):
-    """``axis`` as given if it is an int or a non-empty tuple of ints, else TypeError/ValueError."""
-    if isinstance(axis, tuple):
+    """``axis`` as an int or a non-empty tuple of ints (a list becomes a tuple).
+
+    Only the types are checked here; whether the axes exist and are
+    consecutive depends on x and is checked by :func:`fastnorm.layer_norm`'s
+    layout at each call.
+    """
+    if isinstance(axis, (tuple, list)):
         if not axis:
-            raise ValueError("axis must be an int or a non-empty tuple of ints, got ()")
+            raise ValueError(f"axis must name at least one axis, got {axis!r}")
         for a in axis:
             _check_axis_spec(a)
-        return axis
+        return tuple(axis)
     if isinstance(axis, (bool, np.bool_)):
         raise TypeError(f"axis must be an int or a tuple of ints, got {axis!r}")
     try:
@@ -27,33 +32,6 @@ def _check_axis_spec(axis):
     except TypeError:
         raise TypeError(f"axis must be an int or a tuple of ints, got {axis!r}") from None
     return axis
-
-
-def normalized_axes(axis, ndim: int) -> tuple[int, ...]:
-    """The axes ``axis`` (an int or a tuple of consecutive ints) names in ``ndim`` dimensions.
-
-    Returns them non-negative and in increasing order; raises ValueError for
-    an axis out of range, a repeated axis, or axes that are not consecutive.
-    """
-    spec = axis if isinstance(axis, tuple) else (axis,)
-    axes = []
-    for a in spec:
-        a = operator.index(a)
-        p = a + ndim if a < 0 else a
-        if not 0 <= p < ndim:
-            raise ValueError(
-                f"axis={axis!r} is out of range for x of {ndim} dimensions; "
-                f"expected axes in {-ndim}..{ndim - 1}"
-            )
-        axes.append(p)
-    axes.sort()
-    if len(set(axes)) != len(axes):
-        raise ValueError(f"axis={axis!r} names an axis more than once (for {ndim} dimensions)")
-    if axes[-1] - axes[0] != len(axes) - 1:
-        raise ValueError(
-            f"axis={axis!r} must be consecutive axes; for x of {ndim} dimensions it names {axes}"
-        )
-    return tuple(axes)
 
 
 class LayerNorm(NormBlock):
@@ -67,8 +45,8 @@ class LayerNorm(NormBlock):
     Parameters
     ----------
     axis : int or tuple of int, default -1
-        The normalized axis, any position (MXNet), or a tuple of consecutive
-        axes (PyTorch's ``normalized_shape`` is ``axis=(-2, -1)`` and the
+        The normalized axis, any position (MXNet), or a tuple (or list) of
+        consecutive axes (PyTorch's ``normalized_shape`` is ``axis=(-2, -1)`` and the
         like).  gamma and beta have the shape of those axes.
     epsilon : float, default 1e-5
         Added to the variance inside the square root.
@@ -160,7 +138,7 @@ class LayerNorm(NormBlock):
     def _prepare(self, x):
         """x as an array, with gamma/beta ready for the size of its normalized axes."""
         x, _ = F.float_input("x", x)
-        sizes = tuple(x.shape[a] for a in normalized_axes(self._axis, x.ndim))
+        sizes = F.affine_layout_of(x, self._axis).param_shape  # checks the axes against x
         self._fit_params(
             sizes,
             lambda known: (
@@ -178,9 +156,7 @@ class LayerNorm(NormBlock):
         return F.layer_norm_stats(x, axis=self._axis, eps=self._epsilon)
 
     def _normalize_with_stats(self, x, mean, invstd, gamma, beta, out):
-        # The statistics are recomputed: layer_norm's are exactly those of
-        # layer_norm_stats, so the backward's saved ones match this output.
-        return F.layer_norm(x, gamma, beta, axis=self._axis, eps=self._epsilon, out=out)
+        return F.layer_norm_with_stats(x, mean, invstd, gamma, beta, axis=self._axis, out=out)
 
     def _gradients(self, dy, x, gamma, mean, invstd, out):
         return F.layer_norm_backward(
