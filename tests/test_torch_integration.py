@@ -21,10 +21,6 @@ import fastnorm  # noqa: E402
 import fastnorm.torch as ft  # noqa: E402
 
 F = torch.nn.functional
-HAS_LAYER_NORM = hasattr(fastnorm, "layer_norm")
-needs_layer_norm = pytest.mark.skipif(
-    not HAS_LAYER_NORM, reason="fastnorm.layer_norm has not landed in the core yet"
-)
 
 
 def _randn(*shape, dtype=torch.float64, seed=0, offset=0.0, scale=1.0):
@@ -110,7 +106,6 @@ def test_gradcheck_group_norm(shape, groups, cl):
     _gradcheck(lambda x, w, b: torch.ops.fastnorm.group_norm(x, groups, w, b, 1e-3), x, w, b)
 
 
-@needs_layer_norm
 @pytest.mark.parametrize("shape, norm", [((3, 8), [8]), ((2, 3, 5), [5]), ((2, 3, 4), [3, 4])])
 def test_gradcheck_layer_norm(shape, norm):
     x = _randn(*shape, seed=7, offset=1.0, scale=2.0).requires_grad_()
@@ -238,7 +233,6 @@ def test_group_norm_module_matches_torch(groups, shape, affine):
         assert _is_channels_last(fast_mod(_channels_last(x)))
 
 
-@needs_layer_norm
 @pytest.mark.parametrize("norm, shape", [(8, (4, 8)), ((5,), (2, 3, 5)), ((3, 4), (2, 3, 4))])
 @pytest.mark.parametrize("affine, bias", [(True, True), (True, False), (False, False)])
 def test_layer_norm_module_matches_torch(norm, shape, affine, bias):
@@ -288,7 +282,7 @@ def test_state_dict_round_trip_both_directions(tmod, fmod):
 class _Zoo(torch.nn.Module):
     """A model with every kind of norm layer convert() replaces."""
 
-    def __init__(self):
+    def __init__(self, side=16):
         super().__init__()
         self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
         self.in2 = torch.nn.InstanceNorm2d(8, affine=True)
@@ -299,7 +293,7 @@ class _Zoo(torch.nn.Module):
             torch.nn.InstanceNorm3d(2, affine=True, track_running_stats=True),
         )
         self.in1 = torch.nn.InstanceNorm1d(8, track_running_stats=True)
-        self.ln = torch.nn.LayerNorm(16 * 16)
+        self.ln = torch.nn.LayerNorm(side * side)
 
     def forward(self, x):
         h = self.in2(self.conv(x))
@@ -309,32 +303,35 @@ class _Zoo(torch.nn.Module):
         return self.ln(self.in1(h.flatten(2))) + h3.mean()
 
 
-def _zoo(train):
+def _zoo(train, side=16):
     torch.manual_seed(0)
-    model = _Zoo()
+    model = _Zoo(side)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.1 * torch.randn_like(p))
     return model.train(train)
 
 
-KINDS = [torch.nn.InstanceNorm1d, torch.nn.InstanceNorm2d, torch.nn.InstanceNorm3d,
-         torch.nn.GroupNorm] + ([torch.nn.LayerNorm] if HAS_LAYER_NORM else [])  # fmt: skip
+KINDS = {
+    torch.nn.InstanceNorm1d,
+    torch.nn.InstanceNorm2d,
+    torch.nn.InstanceNorm3d,
+    torch.nn.GroupNorm,
+    torch.nn.LayerNorm,
+}
 
 
 @pytest.mark.parametrize("train", [True, False])
 def test_convert_replaces_every_kind_and_keeps_state(train):
     reference = _zoo(train)
     model = _zoo(train)
-    if not HAS_LAYER_NORM:
-        model.ln, reference.ln = torch.nn.Identity().train(train), torch.nn.Identity()
     params = {n: p for n, p in model.named_parameters()}
     keys = list(model.state_dict())
     assert ft.convert(model) is model
     replaced = {
         type(m).__bases__[-1] for m in model.modules() if type(m).__module__.startswith("fastnorm")
     }
-    assert replaced == set(KINDS)
+    assert replaced == KINDS
     assert not any(type(m) in KINDS for m in model.modules())
     assert all(m.training == train for m in model.modules())
     assert list(model.state_dict()) == keys
@@ -375,8 +372,6 @@ def test_convert_root_layer_and_errors():
 def test_torch_compile_fullgraph_same_outputs_and_grads():
     torch._dynamo.reset()
     model = ft.convert(_zoo(True))
-    if not HAS_LAYER_NORM:
-        model.ln = torch.nn.Identity()
     eager = copy.deepcopy(model)
     compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
     x = _randn(2, 3, 16, 16, seed=2, dtype=torch.float32)
@@ -455,10 +450,9 @@ def test_outputs_may_be_modified_in_place_under_autograd():
             y = ft.instance_norm(torch.relu_(y))
         torch.relu_(y).sum().backward()
         assert xg.grad is not None
-    if HAS_LAYER_NORM:
-        xg = _randn(2, 3, 4, seed=3).requires_grad_()
-        torch.relu_(ft.layer_norm(xg, (3, 4))).sum().backward()
-        assert xg.grad is not None
+    xg = _randn(2, 3, 4, seed=3).requires_grad_()
+    torch.relu_(ft.layer_norm(xg, (3, 4))).sum().backward()
+    assert xg.grad is not None
 
 
 def test_other_strides_one_copy_contiguous_out():
@@ -567,10 +561,8 @@ def test_fastnorm_threads_follow_torch():
 
 @pytest.mark.slow
 def test_concurrent_inference_from_several_threads():
-    model = ft.convert(_zoo(False))
-    if not HAS_LAYER_NORM:
-        model.ln = torch.nn.Identity()
-    inputs = [_randn(1, 3, 64, 64, seed=s, dtype=torch.float32) for s in range(4)]
+    model = ft.convert(_zoo(False, side=128))  # large enough for the parallel kernels
+    inputs = [_randn(1, 3, 128, 128, seed=s, dtype=torch.float32) for s in range(4)]
     with torch.no_grad():
         expected = [model(x) for x in inputs]
     results, errors = {}, []

@@ -11,9 +11,9 @@ Two forward operators per normalization:
 * ``fastnorm::instance_norm`` returns the output only: one fused pass over
   the input (read once, written once), for inference;
 * ``fastnorm::instance_norm_train`` also returns the float64 statistics
-  ``mean`` and ``invstd`` of shape (N, C), computed once and saved for the
-  backward, which then skips its own statistics pass (as PyTorch's autograd
-  does).
+  ``mean`` and ``invstd`` of shape (N, C), computed once (a statistics pass,
+  then a normalization pass with them) and saved for the backward, which
+  then skips its own statistics pass (as PyTorch's autograd does).
 
 The functional wrappers pick the first when no gradient is needed.  Both
 have autograd, so calling either directly under autograd is correct.
@@ -269,7 +269,11 @@ def _group_forward(x: Tensor, num_groups: int, weight, bias, eps: float, with_st
     g, b = V.param_numpy(weight), V.param_numpy(bias)
     if with_stats:
         mean, invstd = fastnorm.group_norm_stats(xn, num_groups, axis=view.axis, eps=eps)
-    fastnorm.group_norm(xn, num_groups, g, b, axis=view.axis, eps=eps, out=yn)
+        _functional.normalize_with_stats(
+            xn, mean, invstd, g, b, axis=view.axis, num_groups=num_groups, out=yn
+        )
+    else:
+        fastnorm.group_norm(xn, num_groups, g, b, axis=view.axis, eps=eps, out=yn)
     y = y if y.dtype == x.dtype else y.to(x.dtype)
     if not with_stats:
         return y
@@ -450,7 +454,9 @@ def _layer_forward(x: Tensor, normalized_shape, weight, bias, eps: float, with_s
     axis = _layer_axis(len(shape))
     if with_stats:
         mean, invstd = fastnorm.layer_norm_stats(xn, axis=axis, eps=eps)
-    fastnorm.layer_norm(xn, g, b, axis=axis, eps=eps, out=yn)
+        _functional.layer_norm_with_stats(xn, mean, invstd, g, b, axis=axis, out=yn)
+    else:
+        fastnorm.layer_norm(xn, g, b, axis=axis, eps=eps, out=yn)
     y = y if y.dtype == x.dtype else y.to(x.dtype)
     if not with_stats:
         return y
