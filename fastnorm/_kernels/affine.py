@@ -227,8 +227,10 @@ def _affine_rows_backward_body(dyf, xf, dxf, S, L, gamma, eps, stats, given, dga
 # --------------------------------------------------------------------------
 # B > 1: columns of each sample's (L, B) matrix; row p has gamma[p], beta[p]
 
-#: Columns per task of the per-column sums (a sample's B columns in chunks).
-COLUMN_CHUNK = 1024
+#: Columns per task: a chunk's coefficients (5 per column in the data dtype
+#: and float64 mean/invstd, 18 KiB for float32) stay in L1, its L rows of dy
+#: and x in L2 between the sums and the dx pass.
+COLUMN_CHUNK = 512
 
 
 @njit(**KERNEL_OPTIONS)
@@ -246,15 +248,18 @@ def _affine_column_row(w, o, mean_hi, invstd, r, g, b):
 
 
 @njit(**KERNEL_OPTIONS)
-def _column_sums(g2, x2, gamma, mean, su, suxc):
-    """Per-column sums of u = gamma[p] * g2[p] and u * (x2[p] - mean), row by row."""
+def _column_sums(dyf, xf, base, L, B, k0, k1, gamma, mean, su, suxc):
+    """Sums of u = gamma[p] * dy[p, k] and u * (x[p, k] - mean[k]) over the
+    rows p of columns [k0, k1) of the (L, B) matrix at ``base``, row by row
+    (rows sliced from the flat arrays, so the loops see contiguous data)."""
     for k in range(su.shape[0]):
         su[k] = 0.0
         suxc[k] = 0.0
-    for p in range(x2.shape[0]):
+    for p in range(L):
+        lo = base + p * B
         gp = gamma[p]
-        gr = g2[p]
-        xr = x2[p]
+        gr = dyf[lo + k0 : lo + k1]
+        xr = xf[lo + k0 : lo + k1]
         for k in range(su.shape[0]):
             u = gp * gr[k]
             su[k] += u
@@ -286,6 +291,19 @@ def _row_gradient_sums(g, w, mean, invstd):
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
+def _column_chunk(t, chunks, B):
+    """(sample, first column, end column) of task t over (sample, column chunk)."""
+    a = t // chunks
+    k0 = (t - a * chunks) * COLUMN_CHUNK
+    return a, k0, min(B, k0 + COLUMN_CHUNK)
+
+
+# Both directions run tasks of (sample, chunk of columns) over all L rows, so
+# the chunk's per-column coefficients stay in L1 while the rows stream by
+# (whole rows of 3136 columns re-read 110 KB of coefficients per 12 KB row).
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
 def _affine_columns_forward_body(xf, yf, A, L, B, gamma, beta, eps, stats, given):
     S = A * B
     if given == 0:
@@ -295,78 +313,70 @@ def _affine_columns_forward_body(xf, yf, A, L, B, gamma, beta, eps, stats, given
         standardize_coefficients(stats[MEAN, s], stats[INVSTD, s], coef, s)
     cols = np.empty((3, S), dtype=yf.dtype)
     _column_coefficients(coef, cols)
-    R = max(1, PART // B)
-    rows = A * L
-    for t in prange((rows + R - 1) // R):
-        for row in range(t * R, min(rows, (t + 1) * R)):
-            a = row // L
-            p = row - a * L
-            lo = a * B
+    chunks = (B + COLUMN_CHUNK - 1) // COLUMN_CHUNK
+    for t in prange(A * chunks):
+        a, k0, k1 = _column_chunk(t, chunks, B)
+        c0 = a * B + k0
+        c1 = a * B + k1
+        for p in range(L):
+            off = (a * L + p) * B
             _affine_column_row(
-                xf[row * B : (row + 1) * B],
-                yf[row * B : (row + 1) * B],
-                cols[0, lo : lo + B],
-                cols[1, lo : lo + B],
-                cols[2, lo : lo + B],
+                xf[off + k0 : off + k1],
+                yf[off + k0 : off + k1],
+                cols[0, c0:c1],
+                cols[1, c0:c1],
+                cols[2, c0:c1],
                 gamma[p],
                 beta[p],
             )
 
 
+@njit(**KERNEL_OPTIONS)
+def _chunk_backward(dyf, xf, dxf, a, k0, k1, L, B, gamma, stats, row_sums):
+    """dx of columns [k0, k1) of sample a, fused: column sums, coefficients,
+    then row by row dx and each row's dgamma/dbeta terms (into row_sums)."""
+    n = k1 - k0
+    c0 = a * B + k0
+    mean = stats[MEAN, c0 : c0 + n]
+    invstd = stats[INVSTD, c0 : c0 + n]
+    su = np.empty(n)
+    suxc = np.empty(n)
+    _column_sums(dyf, xf, a * L * B, L, B, k0, k1, gamma, mean, su, suxc)
+    coef = np.empty((n, 5), dtype=dxf.dtype)
+    for j in range(n):
+        affine_backward_coefficients(
+            stats[COUNT, c0 + j], mean[j], invstd[j], su[j], suxc[j], coef, j
+        )
+    cols = np.empty((5, n), dtype=dxf.dtype)
+    _column_coefficients(coef, cols)
+    for p in range(L):
+        off = (a * L + p) * B
+        g = dyf[off + k0 : off + k1]
+        w = xf[off + k0 : off + k1]
+        # the row's sums first: dx may overwrite dy or x (in place)
+        ga, gb = _row_gradient_sums(g, w, mean, invstd)
+        row_sums[0, p] = ga
+        row_sums[1, p] = gb
+        _affine_column_backward_row(g, w, dxf[off + k0 : off + k1], gamma[p], cols, 0)
+
+
 @njit(inline="always", **KERNEL_OPTIONS)
 def _affine_columns_backward_body(dyf, xf, dxf, A, L, B, gamma, eps, stats, given, dgamma, dbeta):
-    S = A * B
     if given == 0:
         _columns_moments_body(xf, A, L, B, 1, 1, B, eps, stats)
-    # Per-column sums: tasks of (sample, chunk of columns), rows in order.
     chunks = (B + COLUMN_CHUNK - 1) // COLUMN_CHUNK
-    su = np.empty(S)
-    suxc = np.empty(S)
-    for t in prange(A * chunks):
-        a = t // chunks
-        k0 = (t - a * chunks) * COLUMN_CHUNK
-        k1 = min(B, k0 + COLUMN_CHUNK)
-        base = a * L * B
-        g2 = dyf[base : base + L * B].reshape(L, B)[:, k0:k1]
-        x2 = xf[base : base + L * B].reshape(L, B)[:, k0:k1]
-        _column_sums(
-            g2,
-            x2,
-            gamma,
-            stats[MEAN, a * B + k0 : a * B + k1],
-            su[a * B + k0 : a * B + k1],
-            suxc[a * B + k0 : a * B + k1],
-        )
-    coef = np.empty((S, 5), dtype=dxf.dtype)
-    for s in range(S):
-        affine_backward_coefficients(
-            stats[COUNT, s], stats[MEAN, s], stats[INVSTD, s], su[s], suxc[s], coef, s
-        )
-    cols = np.empty((5, S), dtype=dxf.dtype)
-    _column_coefficients(coef, cols)
-    # dx row by row; dgamma[p], dbeta[p] terms per (sample, row), added in order.
-    rows = A * L
-    rg = np.empty((2, rows))
-    R = max(1, PART // B)
-    for t in prange((rows + R - 1) // R):
-        for row in range(t * R, min(rows, (t + 1) * R)):
-            a = row // L
-            p = row - a * L
-            lo = a * B
-            g = dyf[row * B : (row + 1) * B]
-            w = xf[row * B : (row + 1) * B]
-            # the row's sums first: dx may overwrite dy or x (in place)
-            ga, gb = _row_gradient_sums(g, w, stats[MEAN, lo : lo + B], stats[INVSTD, lo : lo + B])
-            _affine_column_backward_row(g, w, dxf[row * B : (row + 1) * B], gamma[p], cols, lo)
-            rg[0, row] = ga
-            rg[1, row] = gb
+    T = A * chunks
+    row_sums = np.empty((T, 2, L))
+    for t in prange(T):
+        a, k0, k1 = _column_chunk(t, chunks, B)
+        _chunk_backward(dyf, xf, dxf, a, k0, k1, L, B, gamma, stats, row_sums[t])
     for p in range(L):
         dgamma[p] = 0.0
         dbeta[p] = 0.0
-    for a in range(A):
+    for t in range(T):
         for p in range(L):
-            dgamma[p] += rg[0, a * L + p]
-            dbeta[p] += rg[1, a * L + p]
+            dgamma[p] += row_sums[t, 0, p]
+            dbeta[p] += row_sums[t, 1, p]
 
 
 # --------------------------------------------------------------------------

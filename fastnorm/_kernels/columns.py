@@ -45,10 +45,16 @@ from .table import (
 )
 
 
+#: At least this many rows per Welford block: each block ends with a merge
+#: over all K columns, which for wide rows (K of 640 to 3136: group norm on
+#: NHWC, layer norm over axis 1) cost as much as the block itself.
+MIN_BLOCK_ROWS = 16
+
+
 @njit(inline="always", **KERNEL_OPTIONS)
 def columns_plan(P, K):
     """(rows per block, rows per part, parts per sample): shape only."""
-    block_rows = max(1, BLOCK // K)
+    block_rows = max(MIN_BLOCK_ROWS, BLOCK // K)
     part_rows = max(block_rows, (PART // K) // block_rows * block_rows)
     parts = (P + part_rows - 1) // part_rows
     return block_rows, part_rows, parts
