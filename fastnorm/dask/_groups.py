@@ -61,8 +61,8 @@ def _whole_groups(x, plan: Plan):
     Instance norm keeps any channel chunking.
     """
     chunks = x.chunks[plan.axis]
-    if not plan.grouped or all(c > 0 and c % plan.cg == 0 for c in chunks):
-        return x
+    if not plan.grouped or not x.shape[plan.axis] or all(c and c % plan.cg == 0 for c in chunks):
+        return x  # instance norm, no channels, or whole groups already
     cg = plan.cg
     snapped = sorted({(b + cg // 2) // cg * cg for b in (0, *itertools.accumulate(chunks))})
     return x.rechunk({plan.axis: tuple(b - a for a, b in itertools.pairwise(snapped))})
