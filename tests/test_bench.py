@@ -123,6 +123,14 @@ def test_default_tables():
     assert max(c.nbytes for c in quick) < 2**16
 
 
+def test_checked_samples_bound_the_reference_work():
+    cases = bench.parse_cases("T1024,A,R128,C")
+    assert [run.checked_samples(c) for c in cases] == [1024, 1, 2, 1]
+    # Layer norm over axis 0 mixes the samples: every one is checked.
+    (across,) = bench.parse_cases("4096x8:0", op="layer")
+    assert run.checked_samples(across) == 4096
+
+
 def test_offset_inputs():
     case = bench.parse_cases("2x8x4x4")[0]
     inp = bench.make_inputs(case, offset=1e4)
@@ -292,15 +300,36 @@ def test_torch_layer_norm_over_a_middle_axis_is_noted():
     np.testing.assert_allclose(dx, dx_ref, atol=1e-4)
 
 
-def test_run_case_records_peers_per_op():
+def test_run_case_records_peers_per_op(monkeypatch):
     """Libraries run only the ops they implement; every record says its op."""
-    case = bench.parse_cases("2x8x4x4")[0]
+    monkeypatch.setattr(run, "CHECK_ELEMENTS", 200)  # one sample of 128 is checked
+    case = bench.parse_cases("3x8x4x4")[0]
     libraries = [_library("fastnorm"), _library("numpy")]
     fake = bench.Library("fake", lambda c, i, t: "n/a (test)", None, ("group",))
     record = bench.run_case(case, [*libraries, fake], 1, 2, 1e-4, lambda message: None)
     assert record["op"] == "instance" and "fake" not in record["unavailable"]
     assert set(record["results"]) == {"floor", "fastnorm", "numpy"}
     assert record["vs_fastest_peer"] == {}  # NumPy is a baseline, not a peer
+    assert record["checked_samples"] == 1
+    assert record["results"]["fastnorm"]["match"] and record["results"]["numpy"]["match"]
+    # A wrong value in a checked sample is flagged.
+    broken = bench.Library("broken", _broken_calls, None, ("instance",))
+    record = bench.run_case(case, [broken], 1, 2, 1e-4, lambda message: None)
+    assert not record["results"]["broken"]["match"]
+
+
+def _broken_calls(case, inp, threads):
+    """fastnorm's calls with the first sample of y shifted by 1."""
+    calls = peers._fastnorm_calls(case, inp, threads)
+    results = calls.results
+
+    def shifted():
+        y, dx = results()
+        y[0] += 1
+        return y, dx
+
+    calls.results = shifted
+    return calls
 
 
 def test_missing_peers_are_skipped(monkeypatch, capsys):
