@@ -316,15 +316,24 @@ def test_one_element_slices_backward(rng, shape, axis, dtype):
     assert _rel(dbeta, dbeta_ref) <= 1e-6
 
 
-def test_float64_variance_overflow_is_inf_not_nan(rng):
+@pytest.mark.parametrize(
+    "shape, axis",
+    [((2, 3, 50), 1), ((2, 3, 9000), 1), ((3, 40, 3), -1), ((2, 6, 3, 7), 2)],
+    ids=["rows", "rows-blocks", "columns", "middle"],
+)
+def test_float64_variance_overflow_is_inf_not_nan(rng, shape, axis):
     # Finite inputs whose squares overflow: invstd 0, so y is beta (as a
-    # float64 two-pass computation gives), never NaN.
-    x = rng.standard_normal((2, 3, 50)) * 1e300
+    # float64 two-pass computation gives) and dx is 0, never NaN.
+    x = rng.standard_normal(shape) * 1e300
     beta = np.array([1.0, 2.0, 3.0])
-    y = fastnorm.instance_norm(x, beta=beta)
-    np.testing.assert_array_equal(y, np.broadcast_to(beta[None, :, None], x.shape))
-    mean, invstd = fastnorm.instance_norm_stats(x)
+    y = fastnorm.instance_norm(x, beta=beta, axis=axis)
+    bshape = [1] * x.ndim
+    bshape[axis] = 3
+    np.testing.assert_array_equal(y, np.broadcast_to(beta.reshape(bshape), x.shape))
+    mean, invstd = fastnorm.instance_norm_stats(x, axis=axis)
     assert np.isfinite(mean).all() and (invstd == 0).all()
+    dx, _, _ = fastnorm.instance_norm_backward(np.ones_like(x), x, axis=axis)
+    np.testing.assert_array_equal(dx, 0.0)
 
 
 @pytest.mark.parametrize("shape, axis", SHAPES_AXES)

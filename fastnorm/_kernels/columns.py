@@ -44,7 +44,6 @@ from .table import (
     slice_forward_coefficients,
 )
 
-
 #: At least this many rows per Welford block: each block ends with a merge
 #: over all K columns, which for wide rows (K of 640 to 3136: group norm on
 #: NHWC, layer norm over axis 1) cost as much as the block itself.
@@ -76,7 +75,7 @@ def _range_moments(xf, base, K, r0, r1, block_rows, mean, m2, bmean, bm2):
         for k in range(K):
             d = bmean[k] - mean[k]
             mean[k] += d * f
-            m2[k] += bm2[k] + d * d * w
+            m2[k] += bm2[k] + d * (d * w)  # w = 0 first: no inf * 0 on overflow
         count = total
     return count
 
@@ -227,7 +226,7 @@ def _wave_moments(xf, n0, n1, P, C, Q, M, G, eps, stats):
             for k in range(K):
                 d = means[t, k] - mean[k]
                 mean[k] += d * f
-                m2[k] += m2s[t, k] + d * d * w
+                m2[k] += m2s[t, k] + d * (d * w)
             count = total
         _merge_channel_moments(n0 + i, C, Q, M, C // G, count, mean, m2, eps, stats)
 

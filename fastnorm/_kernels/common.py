@@ -72,12 +72,13 @@ def chan_merge(na, ma, m2a, nb, mb, m2b):
     """Merge (count, mean, M2) of b into a (Chan, Golub & LeVeque).
 
     Merging into an empty state (``na == 0``) returns b exactly, so a slice
-    split into one part gives the same bits as an unsplit one.
+    split into one part gives the same bits as an unsplit one; ``d * (d *
+    w)`` keeps that true when ``d * d`` overflows (inf * 0 would be NaN).
     """
     n = na + nb
     f = nb / n
     d = mb - ma
-    return n, ma + d * f, m2a + m2b + d * d * (na * f)
+    return n, ma + d * f, m2a + m2b + d * (d * (na * f))
 
 
 @njit(fastmath=REDUCE_FLAGS, **KERNEL_OPTIONS)
@@ -132,7 +133,8 @@ def backward_coefficients(channel_count, mean, invstd, gamma, sum_dy, gdy, gdyxc
     exactly 0, and a constant slice ``a * (dy - mean(dy))``.
     """
     a = gamma * invstd
-    k = -gdyxc * (invstd * invstd * invstd)
+    # invstd 0 (an infinite variance): dx is 0, even where gdyxc overflowed.
+    k = -gdyxc * (invstd * invstd * invstd) if invstd != 0.0 else 0.0
     mdy = sum_dy / channel_count
     coef[s, 0] = mean
     mean_hi = coef[s, 0]
@@ -171,7 +173,8 @@ def affine_backward_coefficients(count, mean, invstd, sum_u, sum_uxc, coef, s):
     so a one-element slice gets dx exactly 0.
     """
     mu = sum_u / count
-    k = -(sum_uxc / count) * (invstd * invstd * invstd)
+    # invstd 0 (an infinite variance): dx is 0, even where sum_uxc overflowed.
+    k = -(sum_uxc / count) * (invstd * invstd * invstd) if invstd != 0.0 else 0.0
     coef[s, 0] = mean
     mean_hi = coef[s, 0]
     coef[s, 1] = invstd
