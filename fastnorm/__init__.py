@@ -1,4 +1,4 @@
-"""fastnorm: fast, exact instance normalization on NumPy arrays (Numba kernels)."""
+"""fastnorm: fast, exact instance, group and layer normalization on NumPy arrays (Numba kernels)."""
 
 # runtime first: it imports the kernels so that an unwritable cache is never an error
 from . import runtime as runtime
