@@ -1,4 +1,4 @@
-"""Parameter initializers for the layers (:class:`fastnorm.InstanceNorm`, ``GroupNorm``, ``LayerNorm``), after MXNet's.
+"""Parameter initializers for the layers (InstanceNorm, GroupNorm, LayerNorm), after MXNet's.
 
 An initializer is anything :func:`create` accepts:
 
