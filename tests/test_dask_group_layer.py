@@ -138,11 +138,12 @@ def test_group_large_offset_float32_and_float64():
         np.testing.assert_allclose(a, r, rtol=1e-9, atol=1e-9)
 
 
-def test_group_float16():
+@pytest.mark.parametrize("chunks", [(1, 4, 12, 10), (1, 3, 5, 10)])
+def test_group_float16(chunks):
     x = _data((2, 8, 12, 10), np.float16, offset=3.0)
     dy = _data(x.shape, np.float16, seed=3)
     g = _param(4, np.float16)
-    X = da.from_array(x, chunks=(1, 3, 5, 10))
+    X = da.from_array(x, chunks=chunks)
     got = _compute(fd.group_norm(X, 4, g, g), *fd.group_norm_backward(dy, X, 4, g))
     ref = (fastnorm.group_norm(x, 4, g, g), *fastnorm.group_norm_backward(dy, x, 4, g))
     for a, r in zip(got, ref, strict=True):
@@ -181,6 +182,11 @@ def test_group_whole_slices_run_one_task_per_block():
     X = da.from_array(_data((4, 8, 6, 6)), chunks=(1, 4, 6, 6))
     assert not _graph_has(fd.group_norm(X, 2), "moments")
     assert _graph_has(fd.group_norm(X.rechunk((1, 4, 3, 6)), 2), "moments")
+    # The backward too: no statistics or gradient-sum reductions, x read once.
+    dx, _, _ = fd.group_norm_backward(X, X, 2)
+    assert not _graph_has(dx, "moments") and not _graph_has(dx, "grad-sums")
+    dx, _, _ = fd.group_norm_backward(X, X.rechunk((1, 4, 3, 6)), 2)
+    assert _graph_has(dx, "moments") and _graph_has(dx, "grad-sums")
 
 
 def test_group_nan_stays_in_its_slice():

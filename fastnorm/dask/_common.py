@@ -151,10 +151,60 @@ def inverse_std(count, m2, eps):
 
 
 # --------------------------------------------------------------------------
-# blockwise tasks with several outputs
+# one-task-per-block backward (blocks holding whole slices)
 
 
-def output(parts: da.Array, k: int, chunks: tuple, dtype) -> da.Array:
+def block_gradients(backward, dyb, xb, *args, param_axes: tuple, **kwargs):
+    """(dx, dgamma, dbeta) of one block by an in-memory backward, the
+    parameter gradients with length-1 axes where x has its other axes.
+
+    float16 blocks run upcast to float32 (exact, and what the kernels
+    compute in anyway): dx rounds to float16 as the in-memory API rounds
+    it, while dgamma/dbeta stay float32 until all blocks are summed.
+    """
+    half = xb.dtype == np.float16
+    if half:
+        xb = xb.astype(np.float32)
+        dyb = dyb.astype(np.float32) if dyb.dtype == np.float16 else dyb
+    dx, dg, db = backward(dyb, xb, *args, **kwargs)
+    outer = tuple(i for i in range(xb.ndim) if i not in param_axes)
+    if half:
+        dx = dx.astype(np.float16)
+    return dx, np.expand_dims(dg, outer), np.expand_dims(db, outer)
+
+
+def blockwise_backward(block, dy, x, g, param_axes: tuple, compute, *stats, token, **kwargs):
+    """dx (x's chunks) and float64 dgamma/dbeta of the ``param_axes`` shape
+    from ``block(dyb, xb, gb, *stats, **kwargs)``, a function returning
+    :func:`block_gradients`'s triple: one task per block, the parameter
+    gradients summed over blocks in float64.
+    """
+    ind = tuple(range(x.ndim))
+    parts = da.blockwise(
+        block,
+        ind,
+        dy,
+        ind,
+        x,
+        ind,
+        g,
+        param_axes,
+        *stats,
+        token=token,
+        dtype=object,
+        meta=np.empty((0,) * x.ndim, object),
+        **kwargs,
+    )
+    outer = tuple(i for i in ind if i not in param_axes)
+    part_dtype = np.float64 if compute == np.float64 else np.float32
+    part_chunks = tuple((1,) * len(c) if i in outer else c for i, c in enumerate(x.chunks))
+    dx = _output(parts, 0, x.chunks, x.dtype)
+    dgamma = _output(parts, 1, part_chunks, part_dtype).sum(axis=outer, dtype=np.float64)
+    dbeta = _output(parts, 2, part_chunks, part_dtype).sum(axis=outer, dtype=np.float64)
+    return dx, dgamma, dbeta
+
+
+def _output(parts: da.Array, k: int, chunks: tuple, dtype) -> da.Array:
     """Output ``k`` of a blockwise array whose blocks are tuples of arrays.
 
     Each tuple is computed once (the getitem layers depend on it, so dask

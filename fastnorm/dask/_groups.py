@@ -16,6 +16,8 @@ import numpy as np
 from .. import functional as F
 from ._common import (
     ChunkMoments,
+    block_gradients,
+    blockwise_backward,
     check_known,
     dask_input,
     group_count,
@@ -142,6 +144,17 @@ def _backward_block(dyb, xb, nb, mb, sb, sdyb, sdyxcb, gb, *, plan):
     )
 
 
+def _whole_backward_block(dyb, xb, gb, *, plan, eps):
+    groups = plan.block_groups(xb)
+    if groups is None:
+        backward, args = F.instance_norm_backward, ()
+    else:
+        backward, args = F.group_norm_backward, (groups,)
+    return block_gradients(
+        backward, dyb, xb, *args, gb, param_axes=(plan.axis,), axis=plan.axis, eps=eps
+    )
+
+
 def _group_sums(block, *, cg):
     return block.reshape(-1, cg).sum(axis=1)
 
@@ -200,22 +213,10 @@ def norm(x, num_groups, gamma, beta, axis, eps):
     )
 
 
-def norm_backward(dy, x, num_groups, gamma, axis, eps):
-    """The backward of instance norm (num_groups None) and group norm."""
-    x, compute = dask_input("x", x)
-    dy, _ = dask_input("dy", dy)
-    lay, plan = _plan(x, axis, num_groups)
-    if dy.shape != x.shape:
-        raise ValueError(f"dy must have the shape of x {x.shape}, got shape {dy.shape}")
-    eps = F.check_eps(eps)
-    x = _whole_groups(x, plan)
-    g = _channel_blocks("gamma", gamma, x, lay, plan, compute, 1.0)
-    # MXNet 1.x: one gamma per group gets the sum of its channels' gradients.
-    per_group = lay.G != lay.C and gamma is not None and np.shape(gamma) == (lay.G,)
-    if x.size == 0:
-        zeros = da.zeros(lay.G if per_group else lay.C, dtype=x.dtype, chunks=-1)
-        return da.empty_like(x), zeros, zeros.copy()
-    dy = dy.rechunk(x.chunks)
+def _merged_backward(dy, x, g, lay: F.Layout, plan: Plan, eps: float):
+    """dx and float64 dgamma/dbeta (per channel) when slices span blocks:
+    merged moments, then per-chunk gradient sums against the whole-slice
+    mean (they simply add), then dx from both."""
     ind = tuple(range(x.ndim))
     stats_ind = (0, lay.axis)
     count, mean, invstd = merged_moments(x, plan.reduced, GroupMoments(plan), eps)
@@ -267,6 +268,39 @@ def norm_backward(dy, x, num_groups, gamma, axis, eps):
     # Empty slices contribute nothing (their invstd is NaN), as in the core.
     dgamma = da.where(count > 0, sum_dy_xc * invstd, 0.0).sum(axis=0)
     dbeta = sum_dy.sum(axis=0)
+    return dx, dgamma, dbeta
+
+
+def norm_backward(dy, x, num_groups, gamma, axis, eps):
+    """The backward of instance norm (num_groups None) and group norm."""
+    x, compute = dask_input("x", x)
+    dy, _ = dask_input("dy", dy)
+    lay, plan = _plan(x, axis, num_groups)
+    if dy.shape != x.shape:
+        raise ValueError(f"dy must have the shape of x {x.shape}, got shape {dy.shape}")
+    eps = F.check_eps(eps)
+    x = _whole_groups(x, plan)
+    g = _channel_blocks("gamma", gamma, x, lay, plan, compute, 1.0)
+    # MXNet 1.x: one gamma per group gets the sum of its channels' gradients.
+    per_group = lay.G != lay.C and gamma is not None and np.shape(gamma) == (lay.G,)
+    if x.size == 0:
+        zeros = da.zeros(lay.G if per_group else lay.C, dtype=x.dtype, chunks=-1)
+        return da.empty_like(x), zeros, zeros.copy()
+    dy = dy.rechunk(x.chunks)
+    if all(len(x.chunks[i]) == 1 for i in plan.reduced):  # whole slices per block
+        dx, dgamma, dbeta = blockwise_backward(
+            _whole_backward_block,
+            dy,
+            x,
+            g,
+            (lay.axis,),
+            compute,
+            token="fastnorm-norm-backward",
+            plan=plan,
+            eps=eps,
+        )
+    else:
+        dx, dgamma, dbeta = _merged_backward(dy, x, g, lay, plan, eps)
     if per_group:
         chunks = (tuple(c // lay.Cg for c in x.chunks[lay.axis]),)
         dgamma = dgamma.map_blocks(_group_sums, cg=lay.Cg, chunks=chunks, dtype=np.float64)
@@ -340,10 +374,13 @@ def instance_norm_backward(dy, x, gamma=None, *, axis=1, eps=1e-5):
 
     Notes
     -----
-    Three passes over the chunks: a moments reduction (statistics), a
-    reduction of ``sum(dy)`` and ``sum(dy * (x - mean))`` per slice (sums
-    against the whole-slice mean, so chunk sums simply add), and a
-    ``map_blocks`` computing dx from both.
+    When the reduced axes are unchunked, each block runs the in-memory
+    backward in one task, and dgamma/dbeta are the blocks' gradients (in
+    the compute dtype) summed in float64.  Otherwise three passes over the
+    chunks: a moments reduction (statistics), a reduction of ``sum(dy)``
+    and ``sum(dy * (x - mean))`` per slice (sums against the whole-slice
+    mean, so chunk sums simply add), and a blockwise pass computing dx from
+    both.
     """
     return norm_backward(dy, x, None, gamma, axis, eps)
 
