@@ -95,12 +95,13 @@ class GroupMoments(ChunkMoments):
     """
 
     def __init__(self, plan: Plan):
-        self.axis, self.cg, self.grouped = plan.axis, plan.cg, plan.grouped
+        self.plan = plan
 
     def moments(self, block):
-        groups = block.shape[self.axis] // self.cg if self.grouped else None
-        out = pack_moments(*F.partial_moments(block, axis=self.axis, num_groups=groups))
-        return np.repeat(out, self.cg, axis=1) if self.cg > 1 else out
+        plan = self.plan
+        groups = plan.block_groups(block)
+        out = pack_moments(*F.partial_moments(block, axis=plan.axis, num_groups=groups))
+        return np.repeat(out, plan.cg, axis=1) if plan.cg > 1 else out
 
 
 # --------------------------------------------------------------------------
