@@ -7,6 +7,7 @@ per op, marked slow.
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 import pytest
@@ -196,6 +197,20 @@ def test_group_nan_stays_in_its_slice():
     nan = np.isnan(got)
     assert nan[1, 4:6].all() and nan.sum() == 2 * 36
     _assert_close(got[0], fastnorm.group_norm(x, 4)[0])
+
+
+def test_overflowing_squares_give_beta_not_nan():
+    # float64 squares of 1e200 overflow: the kernels give var inf -> beta.
+    # A zero-length chunk must not turn the merge's inf * 0 into NaN.
+    x = _data((2, 4, 8, 8), np.float64) * 1e200
+    b = np.arange(4.0)
+    ref = fastnorm.group_norm(x, 2, None, b)
+    for chunks in [((2,), (4,), (2, 0, 6), (8,)), (1, 2, 3, 3)]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # and no overflow warnings either
+            got = fd.group_norm(da.from_array(x, chunks=chunks), 2, None, b).compute()
+        np.testing.assert_array_equal(got, ref)
+        np.testing.assert_array_equal(ref, np.broadcast_to(b[:, None, None], x.shape))
 
 
 def test_group_constant_slice_gives_beta():

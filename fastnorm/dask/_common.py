@@ -101,9 +101,14 @@ def chan_merge(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     d = mb - ma
     out = np.empty(n.shape, MOMENTS)
     out["count"] = n
-    # Merging into an empty part returns the other part bit for bit.
-    out["mean"] = np.where(na == 0, mb, ma + d * f)
-    out["m2"] = np.where(na == 0, m2b, m2a + m2b + d * d * (na * f))
+    # Squares of float64 data may overflow to inf (the variance is then inf,
+    # as in the kernels); inf * 0 from an empty part must not make it NaN.
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = ma + d * f
+        m2 = m2a + m2b + d * d * (na * f)
+    # Merging with an empty part returns the other part bit for bit.
+    out["mean"] = np.where(na == 0, mb, np.where(nb == 0, ma, mean))
+    out["m2"] = np.where(na == 0, m2b, np.where(nb == 0, m2a, m2))
     return out
 
 
