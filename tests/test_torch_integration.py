@@ -465,6 +465,18 @@ def test_other_strides_one_copy_contiguous_out():
         torch.testing.assert_close(g, F.group_norm(x, x.shape[1] // 3 or 1), atol=1e-5, rtol=1e-5)
 
 
+def test_channels_last_group_norm_weight_grads_without_input_grad():
+    # PyTorch 2.13's GroupNorm backward dies with SIGSEGV here (channels-last
+    # input without requires_grad, weight with): fastnorm's gives PyTorch's
+    # gradients of the contiguous input.
+    x = _randn(2, 8, 4, 4, seed=11, dtype=torch.float32)
+    fast, ref = ft.GroupNorm(2, 8), torch.nn.GroupNorm(2, 8)
+    fast(_channels_last(x)).square().mean().backward()
+    ref(x).square().mean().backward()
+    torch.testing.assert_close(fast.weight.grad, ref.weight.grad, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(fast.bias.grad, ref.bias.grad, atol=1e-6, rtol=1e-5)
+
+
 def test_gradient_with_another_layout_than_input():
     x = _channels_last(_randn(1, 4, 5, 6, seed=5)).requires_grad_()
     y = ft.instance_norm(x)
