@@ -503,6 +503,20 @@ def test_reduced_precision_is_computed_in_float32(dtype):
     assert gy.dtype == dtype and _is_channels_last(gy)
 
 
+def test_eager_inference_path_equals_the_operator():
+    # without autograd, eager calls skip the dispatcher: the same bits
+    x = _channels_last(_randn(2, 6, 9, 7, seed=12, dtype=torch.float32, offset=3.0))
+    w, b = _randn(6, seed=13, dtype=torch.float32), _randn(6, seed=14, dtype=torch.float32)
+    with torch.no_grad():
+        pairs = [
+            (ft.instance_norm(x, w, b), torch.ops.fastnorm.instance_norm(x, w, b, 1e-5)),
+            (ft.group_norm(x, 3, w, b), torch.ops.fastnorm.group_norm(x, 3, w, b, 1e-5)),
+            (ft.layer_norm(x, [7]), torch.ops.fastnorm.layer_norm(x, [7], None, None, 1e-5)),
+        ]
+    for got, want in pairs:
+        assert torch.equal(got, want) and got.stride() == want.stride()
+
+
 def test_grad_modes_and_inputs_without_grad():
     x = _randn(2, 3, 9, seed=9, dtype=torch.float32)
     m = ft.InstanceNorm1d(3, affine=True)

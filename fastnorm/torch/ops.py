@@ -15,8 +15,10 @@ Two forward operators per normalization:
   then a normalization pass with them) and saved for the backward, which
   then skips its own statistics pass (as PyTorch's autograd does).
 
-The functional wrappers pick the first when no gradient is needed.  Both
-have autograd, so calling either directly under autograd is correct.
+The functional wrappers pick the first when no gradient is needed (and in
+eager mode call its implementation, ``instance_forward`` etc., directly,
+skipping the dispatcher's overhead).  Both have autograd, so calling either
+directly under autograd is correct.
 
 Tensors reach fastnorm as NumPy views (no copy): contiguous tensors with
 the channel axis at 1, channels-last tensors (``channels_last``,
@@ -40,12 +42,15 @@ from . import _views as V
 from ._threads import follow_torch
 
 __all__ = [
+    "group_forward",
     "group_norm",
     "group_norm_backward",
     "group_norm_train",
+    "instance_forward",
     "instance_norm",
     "instance_norm_backward",
     "instance_norm_train",
+    "layer_forward",
     "layer_norm",
     "layer_norm_backward",
     "layer_norm_train",
@@ -70,7 +75,26 @@ def _stats_fake(x: Tensor) -> tuple[Tensor, Tensor]:
 # instance norm
 
 
-def _instance_forward(x: Tensor, weight, bias, eps: float, with_stats: bool):
+def instance_forward(x: Tensor, weight, bias, eps: float, with_stats: bool):
+    """The implementation of ``instance_norm`` (``with_stats``: ``instance_norm_train``).
+
+    Parameters
+    ----------
+    x : Tensor
+        (N, C, *spatial) CPU tensor.
+    weight, bias : Tensor of shape (C,) or None
+        Per-channel scale and shift.
+    eps : float
+        Added to the variance.
+    with_stats : bool
+        Also return the float64 (N, C) mean and invstd.
+
+    Returns
+    -------
+    Tensor or tuple of Tensor
+        The output (in x's dtype and memory format), and with ``with_stats``
+        the statistics.
+    """
     V.check_input("input", x, 3)
     V.check_param("weight", weight, (x.shape[1],))
     V.check_param("bias", bias, (x.shape[1],))
@@ -110,7 +134,7 @@ def instance_norm(input: Tensor, weight: Tensor | None, bias: Tensor | None, eps
     Tensor
         The normalized tensor, with the input's dtype and memory format.
     """
-    return _instance_forward(input, weight, bias, eps, False)
+    return instance_forward(input, weight, bias, eps, False)
 
 
 @instance_norm.register_fake
@@ -132,7 +156,7 @@ def instance_norm_train(
         float64, shape (N, C): each slice's mean and ``1 / sqrt(var + eps)``
         (population variance), as the backward takes them.
     """
-    return _instance_forward(input, weight, bias, eps, True)
+    return instance_forward(input, weight, bias, eps, True)
 
 
 @instance_norm_train.register_fake
@@ -256,7 +280,12 @@ def _check_groups(x: Tensor, num_groups: int) -> None:
         )
 
 
-def _group_forward(x: Tensor, num_groups: int, weight, bias, eps: float, with_stats: bool):
+def group_forward(x: Tensor, num_groups: int, weight, bias, eps: float, with_stats: bool):
+    """The implementation of ``group_norm`` (``with_stats``: ``group_norm_train``).
+
+    As :func:`instance_forward`, with ``num_groups`` groups of consecutive
+    channels; the statistics have shape (N, num_groups).
+    """
     V.check_input("input", x, 2)
     _check_groups(x, num_groups)
     V.check_param("weight", weight, (x.shape[1],))
@@ -307,7 +336,7 @@ def group_norm(
     Tensor
         The normalized tensor, with the input's dtype and memory format.
     """
-    return _group_forward(input, num_groups, weight, bias, eps, False)
+    return group_forward(input, num_groups, weight, bias, eps, False)
 
 
 @group_norm.register_fake
@@ -320,7 +349,7 @@ def group_norm_train(
     input: Tensor, num_groups: int, weight: Tensor | None, bias: Tensor | None, eps: float
 ) -> tuple[Tensor, Tensor, Tensor]:
     """:func:`group_norm` that also returns float64 (N, num_groups) mean and invstd."""
-    return _group_forward(input, num_groups, weight, bias, eps, True)
+    return group_forward(input, num_groups, weight, bias, eps, True)
 
 
 @group_norm_train.register_fake
@@ -443,7 +472,12 @@ def _layer_check(x: Tensor, normalized_shape: list[int], weight, bias) -> tuple:
     return shape
 
 
-def _layer_forward(x: Tensor, normalized_shape, weight, bias, eps: float, with_stats: bool):
+def layer_forward(x: Tensor, normalized_shape, weight, bias, eps: float, with_stats: bool):
+    """The implementation of ``layer_norm`` (``with_stats``: ``layer_norm_train``).
+
+    Normalizes over the trailing ``normalized_shape`` axes; the output is
+    contiguous and the statistics have x's leading shape.
+    """
     shape = _layer_check(x, normalized_shape, weight, bias)
     follow_torch()
     xc = _to_compute(x).contiguous()
@@ -495,7 +529,7 @@ def layer_norm(
     Tensor
         Contiguous (as PyTorch's layer_norm returns), input's dtype.
     """
-    return _layer_forward(input, normalized_shape, weight, bias, eps, False)
+    return layer_forward(input, normalized_shape, weight, bias, eps, False)
 
 
 @layer_norm.register_fake
@@ -512,7 +546,7 @@ def layer_norm_train(
     eps: float,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """:func:`layer_norm` that also returns float64 mean and invstd (the leading shape)."""
-    return _layer_forward(input, normalized_shape, weight, bias, eps, True)
+    return layer_forward(input, normalized_shape, weight, bias, eps, True)
 
 
 @layer_norm_train.register_fake
