@@ -16,13 +16,13 @@ import itertools
 import re
 import warnings
 import weakref
-import zipfile
 from collections import OrderedDict, defaultdict
 
 import numpy as np
 
 from .. import functional as F
 from .. import initializers
+from ..io import read_parameter_file, write_parameter_file
 
 __all__ = ["HookHandle", "NormBlock", "Parameter", "ParameterDict"]
 
@@ -516,9 +516,11 @@ class NormBlock:
     # -- save / load ----------------------------------------------------------
 
     def save_parameters(self, path):
-        """Save the parameters to a NumPy ``.npz`` file at exactly ``path``.
+        """Save the parameters in MXNet's ``.params`` format at exactly ``path``.
 
-        Keys are the structural names (``'gamma'``, ``'beta'``).
+        As Gluon's ``save_parameters``: the keys are the structural names
+        (``'gamma'``, ``'beta'``) and MXNet 1.x's ``load_parameters`` reads
+        the file (see :func:`fastnorm.io.write_parameter_file`).
         """
         arrays = {}
         for key, p in self._reg_params.items():
@@ -528,32 +530,32 @@ class NormBlock:
                     "(call layer.initialize() and, while its shape is deferred, layer(x) once)"
                 )
             arrays[key] = p._data
-        # A file object, so numpy does not append '.npz' to the name.
-        with open(path, "wb") as f:
-            np.savez(f, **arrays)
+        write_parameter_file(path, arrays)
 
-    def load_parameters(self, path, allow_missing=False, ignore_extra=False):
-        """Load parameters saved by :meth:`save_parameters`.
+    def load_parameters(self, path, allow_missing=False, ignore_extra=False, *, prefix=""):
+        """Load parameters from an MXNet ``.params`` file or a NumPy ``.npz``.
 
-        Keys may be structural (``'gamma'``) or full names
-        (``'instancenorm0_gamma'``).  Values are cast to the parameters'
-        dtype; dimensions not known yet (deferred) are taken from the file.
+        The format is recognized by content (MXNet's magic number or a zip
+        archive), whatever the extension.  ``prefix`` selects this layer's
+        entries from a whole-model file and is removed from their names:
+        ``'1.'`` (Gluon ``save_parameters``), ``'instancenorm0_'`` (legacy
+        ``save_params``), ``'arg:hybridsequential0_instancenorm0_'``
+        (``export``; the ``'arg:'`` may be left out).  After that, keys may
+        be structural (``'gamma'``) or full names (``'instancenorm0_gamma'``).
+        Values are cast to the parameters' dtype; dimensions not known yet
+        (deferred) are taken from the file.  See
+        :func:`fastnorm.io.read_parameter_file`.
 
         Raises
         ------
         ValueError
             For a parameter missing from the file (unless ``allow_missing``),
             a name in the file the layer does not have (unless
-            ``ignore_extra``), a shape mismatch, or a file that is not .npz.
+            ``ignore_extra``), a shape mismatch, a ``prefix`` that selects
+            nothing, or a file that is malformed or in neither format.
             Nothing is changed when it raises.
         """
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                loaded = {k: f[k] for k in f.files}
-        except (zipfile.BadZipFile, ValueError, OSError) as exc:
-            if isinstance(exc, FileNotFoundError):
-                raise
-            raise ValueError(f"{str(path)!r} is not a NumPy .npz parameters file: {exc}") from None
+        loaded = read_parameter_file(path, prefix=prefix)
         params = self._reg_params
         by_full = {p.name: key for key, p in params.items()}
         found, extra = {}, []
