@@ -734,3 +734,89 @@ def test_parse_results_are_independent_of_the_buffer():
     a["gamma"][:] = 0
     assert not np.array_equal(a["gamma"], b["gamma"])
     assert os.path.getsize(path) == len(_golden_bytes("instancenorm.params"))
+
+
+# -- layers: load_parameters / save_parameters on MXNet files --------------------------------
+
+
+def _layer_kinds():
+    """(factory, rows of MODEL_LAYERS it loads) for every layer class fastnorm has."""
+    import fastnorm
+
+    kinds = [
+        pytest.param(lambda: fastnorm.InstanceNorm(scale=True), "instancenorm0_", id="in0"),
+        pytest.param(lambda: fastnorm.InstanceNorm(scale=True), "instancenorm1_", id="in1"),
+    ]
+    if hasattr(fastnorm, "GroupNorm"):
+        # MXNet 1.x's GroupNorm: gamma/beta per group, shape (num_groups,).
+        kinds.append(pytest.param(lambda: fastnorm.GroupNorm(num_groups=2), "groupnorm0_", id="gn"))
+    if hasattr(fastnorm, "LayerNorm"):
+        kinds.append(pytest.param(lambda: fastnorm.LayerNorm(), "layernorm0_", id="ln"))
+    return kinds
+
+
+@pytest.mark.parametrize(("make", "legacy"), _layer_kinds())
+def test_layers_load_one_layer_from_every_model_file(expected, make, legacy):
+    structural, _, exported = next(m for m in MODEL_LAYERS if m[1] == legacy)
+    gamma = expected[f"model.params::{structural}gamma"]
+    beta = expected[f"model.params::{structural}beta"]
+    sources = [
+        ("model.params", structural),
+        ("model_legacy.params", legacy),
+        ("model-0000.params", "arg:" + exported),
+        ("model-0000.params", exported),
+    ]
+    for file, prefix in sources:
+        layer = make()
+        layer.load_parameters(DATA / file, prefix=prefix)
+        assert layer.gamma.shape == gamma.shape  # deferred shapes come from the file
+        np.testing.assert_array_equal(layer.gamma.data(), gamma)
+        np.testing.assert_array_equal(layer.beta.data(), beta)
+        assert layer.gamma.data().dtype == np.float32
+
+
+def test_layer_reads_and_writes_mxnet_single_layer_files(expected, tmp_path):
+    import fastnorm
+
+    layer = fastnorm.InstanceNorm(in_channels=4, scale=True)
+    layer.initialize()
+    layer.load_parameters(DATA / "instancenorm.params")
+    np.testing.assert_array_equal(layer.gamma.data(), expected["instancenorm.params::gamma"])
+    # save_parameters writes MXNet's own bytes (what Gluon's save_parameters wrote).
+    out = tmp_path / "norm.params"
+    layer.save_parameters(out)
+    assert out.read_bytes() == _golden_bytes("instancenorm.params")
+    # float16 and float64 files are cast to the layer's dtype.
+    for dt in ("float16", "float64"):
+        other = fastnorm.InstanceNorm(scale=True)
+        other.load_parameters(DATA / f"instancenorm_{dt}.params")
+        assert other.gamma.data().dtype == np.float32
+        want = expected[f"instancenorm_{dt}.params::gamma"].astype(np.float32)
+        np.testing.assert_array_equal(other.gamma.data(), want)
+    # The legacy names match the layer's full names without a prefix argument.
+    named = fastnorm.InstanceNorm(prefix="instancenorm0_")
+    named.load_parameters(DATA / "model_legacy.params", ignore_extra=True)
+    np.testing.assert_array_equal(
+        named.beta.data(), expected["model_legacy.params::instancenorm0_beta"]
+    )
+
+
+def test_layer_load_errors_change_nothing(tmp_path):
+    import fastnorm
+
+    layer = fastnorm.InstanceNorm(in_channels=4, scale=True)
+    layer.initialize()
+    before = layer.gamma.data().copy()
+    cut = tmp_path / "cut.params"
+    cut.write_bytes(_golden_bytes("instancenorm.params")[:-20])
+    with pytest.raises(ValueError, match=r"cut\.params' at byte offset \d+"):
+        layer.load_parameters(cut)
+    with pytest.raises(ValueError, match=r"ignore_extra"):
+        layer.load_parameters(DATA / "model.params")  # the whole model: other layers' names
+    with pytest.raises(ValueError, match=r"no entry .* prefix '2\.'"):
+        layer.load_parameters(DATA / "model.params", prefix="2.")
+    with pytest.raises(ValueError, match=r"shape \(8,\)"):
+        layer.load_parameters(DATA / "model.params", prefix="4.")  # 8 channels, not 4
+    with pytest.raises(ValueError, match="unnamed MXNet list"):
+        layer.load_parameters(DATA / "list.params")
+    np.testing.assert_array_equal(layer.gamma.data(), before)
