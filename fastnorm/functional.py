@@ -468,7 +468,7 @@ def _per_slice_stats(lay: Layout, stats: np.ndarray, row: int) -> np.ndarray:
     return np.ascontiguousarray(stats[row, :: lay.Cg]).reshape(lay.N, lay.G)
 
 
-def _groups(num_groups):
+def group_count(num_groups):
     """num_groups of the group_norm functions: None is no group count."""
     if num_groups is None:
         raise TypeError("num_groups must be an integer, got None")
@@ -659,7 +659,7 @@ def group_norm(x, num_groups, gamma=None, beta=None, *, axis=1, eps=1e-5, out=No
     numpy.ndarray
         The normalized array (``out`` when given), of x's shape and dtype.
     """
-    return _norm(x, _groups(num_groups), gamma, beta, axis, eps, out)
+    return _norm(x, group_count(num_groups), gamma, beta, axis, eps, out)
 
 
 def group_norm_stats(x, num_groups, *, axis=1, eps=1e-5):
@@ -671,7 +671,7 @@ def group_norm_stats(x, num_groups, *, axis=1, eps=1e-5):
         float64 arrays of shape (N, num_groups), the exact statistics the
         other functions use (see :func:`instance_norm_stats`).
     """
-    return _norm_stats(x, _groups(num_groups), axis, eps)
+    return _norm_stats(x, group_count(num_groups), axis, eps)
 
 
 def group_norm_backward(
@@ -703,7 +703,7 @@ def group_norm_backward(
         x's dtype, in the shape of the gamma given: (C,) per channel (also
         when gamma is None) or (num_groups,) per group.
     """
-    return _norm_backward(dy, x, _groups(num_groups), gamma, axis, eps, mean, invstd, out)
+    return _norm_backward(dy, x, group_count(num_groups), gamma, axis, eps, mean, invstd, out)
 
 
 # --------------------------------------------------------------------------
@@ -829,7 +829,7 @@ def _plan_affine_layout(shape: tuple, axis) -> AffineLayout:
     )
 
 
-def _element_param(name: str, value, lay: AffineLayout, dtype: np.dtype, default: float):
+def element_param(name: str, value, lay: AffineLayout, dtype: np.dtype, default: float):
     """gamma/beta of layer norm as a C-contiguous (L,) array of the compute dtype."""
     if value is None:
         return _constant_vector(lay.L, default, dtype)
@@ -884,8 +884,8 @@ def layer_norm(x, gamma=None, beta=None, *, axis=-1, eps=1e-5, out=None):
     x, compute = float_input("x", x)
     lay = affine_layout_of(x, axis)
     eps = check_eps(eps)
-    g = _element_param("gamma", gamma, lay, compute, 1.0)
-    b = _element_param("beta", beta, lay, compute, 0.0)
+    g = element_param("gamma", gamma, lay, compute, 1.0)
+    b = element_param("beta", beta, lay, compute, 0.0)
     return _forward(x, compute, lay, g, b, eps, _affine_stats_table(lay), 0, out)
 
 
@@ -941,7 +941,7 @@ def layer_norm_backward(dy, x, gamma=None, *, axis=-1, eps=1e-5, mean=None, invs
     if dy.shape != x.shape:
         raise ValueError(f"dy must have the shape of x {x.shape}, got shape {dy.shape}")
     eps = check_eps(eps)
-    g = _element_param("gamma", gamma, lay, compute, 1.0)
+    g = element_param("gamma", gamma, lay, compute, 1.0)
     stats = _affine_stats_table(lay)
     given = 0
     if mean is not None or invstd is not None:
@@ -974,8 +974,8 @@ def layer_norm_with_stats(x, mean, invstd, gamma=None, beta=None, *, axis=-1, ou
     axes, gamma/beta of the normalized axes' shape)."""
     x, compute = float_input("x", x)
     lay = affine_layout_of(x, axis)
-    g = _element_param("gamma", gamma, lay, compute, 1.0)
-    b = _element_param("beta", beta, lay, compute, 0.0)
+    g = element_param("gamma", gamma, lay, compute, 1.0)
+    b = element_param("beta", beta, lay, compute, 0.0)
     what = f"x.shape without the normalized axes {lay.stats_shape}"
     m, s = _check_affine_stats(mean, invstd, lay.stats_shape, what)
     stats = _affine_stats_table(lay)
@@ -1031,9 +1031,10 @@ def partial_moments(x, *, axis=1, num_groups=None):
     """
     x, compute = float_input("x", x)
     lay = layout_of(x, axis, num_groups)
+    if x.size == 0:  # also C = 0 < num_groups, where the table has no column
+        return tuple(np.zeros((lay.N, lay.G)) for _ in range(3))
     stats = np.zeros((K.STATS_COLUMNS, lay.N * lay.C))
-    if x.size:
-        _moments_into(stats, x, compute, lay, 1.0)
+    _moments_into(stats, x, compute, lay, 1.0)
     return tuple(_per_slice_stats(lay, stats, row).copy() for row in (K.COUNT, K.MEAN, K.M2))
 
 

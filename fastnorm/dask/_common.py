@@ -20,10 +20,9 @@ from .. import functional as F
 #: so dask's own concatenation of intermediates works unchanged.
 MOMENTS = np.dtype([("count", "f8"), ("mean", "f8"), ("m2", "f8")])
 
-# Two validation helpers of the in-memory API have no in-package public name
-# yet; going through them keeps every error message identical to the core's.
-group_count = F._groups
-element_param = F._element_param
+# The in-memory API's validation helpers: every error message is the core's.
+group_count = F.group_count
+element_param = F.element_param
 
 
 # --------------------------------------------------------------------------
