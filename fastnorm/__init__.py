@@ -1,6 +1,8 @@
 """fastnorm: fast, exact instance, group and layer normalization on NumPy arrays (Numba kernels)."""
 
-# runtime first: it imports the kernels so that an unwritable cache is never an error
+# io needs NumPy only; runtime comes before the rest: it imports the kernels so
+# that an unwritable cache is never an error
+from . import io as io
 from . import runtime as runtime
 from .functional import (
     group_norm,
