@@ -22,6 +22,8 @@ many leading rows are inputs (see :mod:`fastnorm._kernels.rows`).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
@@ -82,36 +84,43 @@ def _range_moments(xf, base, K, r0, r1, block_rows, mean, m2, bmean, bm2):
 
 @njit(**KERNEL_OPTIONS)
 def _block_column_moments(xb, bmean, bm2):
-    """Per-column mean and M2 of a block of rows, two rows per sweep.
+    """Per-column mean and M2 of a block of rows, in one sweep, two rows at a time.
 
-    Sums are taken about the block's first row, as in block_moments (exact
-    means for constant columns, offsets cancelled before summing); two rows
-    per sweep halve the accumulator loads and stores that bound this loop.
+    As :func:`fastnorm._kernels.common.block_moments` does along a slice:
+    sums of ``d = x - x[0]`` and ``d * d`` about the block's first row (exact
+    means for constant columns, offsets cancelled before summing, M2 keeps
+    all but log2(rows + 1) bits), then ``M2 = sum(d * d) - sum(d) ** 2 /
+    rows``.  One sweep instead of a mean sweep and an M2 sweep: the
+    accumulator loads and stores bound this loop, and two rows per
+    iteration halve them.
     """
     R = xb.shape[0]
     K = xb.shape[1]
     for k in range(K):
         bmean[k] = 0.0
+        bm2[k] = 0.0
     for r in range(1, R - 1, 2):
         for k in range(K):
             f = np.float64(xb[0, k])
-            bmean[k] += (xb[r, k] - f) + (xb[r + 1, k] - f)
+            d0 = xb[r, k] - f
+            d1 = xb[r + 1, k] - f
+            bmean[k] += d0 + d1
+            bm2[k] += d0 * d0 + d1 * d1
     if R % 2 == 0:
         for k in range(K):
-            bmean[k] += xb[R - 1, k] - np.float64(xb[0, k])
-    for k in range(K):
-        bmean[k] = xb[0, k] + bmean[k] / R
-    for k in range(K):
-        bm2[k] = 0.0
-    for r in range(0, R - 1, 2):
-        for k in range(K):
-            d0 = xb[r, k] - bmean[k]
-            d1 = xb[r + 1, k] - bmean[k]
-            bm2[k] += d0 * d0 + d1 * d1
-    if R % 2:
-        for k in range(K):
-            d = xb[R - 1, k] - bmean[k]
+            d = xb[R - 1, k] - np.float64(xb[0, k])
+            bmean[k] += d
             bm2[k] += d * d
+    for k in range(K):
+        s = bmean[k]
+        shift = s / R
+        m2 = bm2[k] - s * shift
+        if m2 < 0.0:  # rounding; a NaN passes through
+            m2 = 0.0
+        elif m2 != m2 and abs(s) < math.inf:
+            m2 = math.inf  # finite data whose squares overflow (see block_moments)
+        bmean[k] = xb[0, k] + shift
+        bm2[k] = m2
 
 
 @njit(**KERNEL_OPTIONS)
