@@ -41,6 +41,8 @@ from .table import (
     MEAN,
     SUM_DY,
     SUM_DYXC,
+    channel_backward_coefficients,
+    channel_forward_coefficients,
     set_moments,
     slice_backward_coefficients,
     slice_forward_coefficients,
@@ -247,10 +249,12 @@ def _group_moments(x2, s0, s1, Cg, eps, stats):
 
 @njit(**KERNEL_OPTIONS)
 def _group_grad_sums(dy2, x2, s0, s1, Cg, Q, stats):
+    dy3 = dy2.reshape(x2.shape[0], Cg, Q)
+    x3 = x2.reshape(x2.shape[0], Cg, Q)
     for s in range(s0, s1):
         mean = stats[MEAN, s * Cg]
         for j in range(Cg):
-            a, b = block_grad_sums(dy2[s, j * Q : (j + 1) * Q], x2[s, j * Q : (j + 1) * Q], mean)
+            a, b = block_grad_sums(dy3[s, j], x3[s, j], mean)
             stats[SUM_DY, s * Cg + j] = a
             stats[SUM_DYXC, s * Cg + j] = b
 
@@ -262,17 +266,22 @@ def _group_grad_sums(dy2, x2, s0, s1, Cg, Q, stats):
 @njit(fastmath=ELEMENTWISE_FLAGS, **KERNEL_OPTIONS)
 def _group_forward(x2, y2, s0, s1, G, Cg, Q, gamma, beta, eps, stats, given, coef):
     L = x2.shape[1]
+    x3 = x2.reshape(x2.shape[0], Cg, Q)  # channel rows by integer index: no slice clamping
+    y3 = y2.reshape(x2.shape[0], Cg, Q)
     p0 = (s0 % G) * Cg
     for s in range(s0, s1):
         c0 = s * Cg
         if given == 0:
             mean, m2 = block_moments(x2[s])
             set_moments(stats, c0, Cg, float(L), mean, m2, eps)
-        slice_forward_coefficients(stats, c0, Cg, gamma, beta, p0, coef)
+        if Cg == 1:
+            channel_forward_coefficients(stats, c0, gamma[p0], beta[p0], coef)
+        else:
+            slice_forward_coefficients(stats, c0, Cg, gamma, beta, p0, coef)
         for j in range(Cg):
             mean_hi, scale, shift = coef[c0 + j, 0], coef[c0 + j, 1], coef[c0 + j, 2]
-            xr = x2[s, j * Q : (j + 1) * Q]
-            yr = y2[s, j * Q : (j + 1) * Q]
+            xr = x3[s, j]
+            yr = y3[s, j]
             for i in range(Q):
                 yr[i] = normalized(xr[i], mean_hi, scale, shift)
         p0 += Cg
@@ -283,6 +292,9 @@ def _group_forward(x2, y2, s0, s1, G, Cg, Q, gamma, beta, eps, stats, given, coe
 @njit(fastmath=ELEMENTWISE_FLAGS, **KERNEL_OPTIONS)
 def _group_backward(dy2, x2, dx2, s0, s1, G, Cg, Q, gamma, eps, stats, given, coef):
     L = x2.shape[1]
+    dy3 = dy2.reshape(x2.shape[0], Cg, Q)
+    x3 = x2.reshape(x2.shape[0], Cg, Q)
+    dx3 = dx2.reshape(x2.shape[0], Cg, Q)
     p0 = (s0 % G) * Cg
     for s in range(s0, s1):
         c0 = s * Cg
@@ -292,18 +304,19 @@ def _group_backward(dy2, x2, dx2, s0, s1, G, Cg, Q, gamma, eps, stats, given, co
         if given < 5:
             mean = stats[MEAN, c0]
             for j in range(Cg):
-                a, b = block_grad_sums(
-                    dy2[s, j * Q : (j + 1) * Q], x2[s, j * Q : (j + 1) * Q], mean
-                )
+                a, b = block_grad_sums(dy3[s, j], x3[s, j], mean)
                 stats[SUM_DY, c0 + j] = a
                 stats[SUM_DYXC, c0 + j] = b
-        slice_backward_coefficients(stats, c0, Cg, gamma, p0, coef)
+        if Cg == 1:
+            channel_backward_coefficients(stats, c0, gamma[p0], coef)
+        else:
+            slice_backward_coefficients(stats, c0, Cg, gamma, p0, coef)
         for j in range(Cg):
             c = c0 + j
             mean_hi, a, k, mdy_hi, e = coef[c, 0], coef[c, 1], coef[c, 2], coef[c, 3], coef[c, 4]
-            gr = dy2[s, j * Q : (j + 1) * Q]
-            xr = x2[s, j * Q : (j + 1) * Q]
-            dr = dx2[s, j * Q : (j + 1) * Q]
+            gr = dy3[s, j]
+            xr = x3[s, j]
+            dr = dx3[s, j]
             for i in range(Q):
                 dr[i] = backward_value(gr[i], xr[i], mean_hi, a, k, mdy_hi, e)
         p0 += Cg
