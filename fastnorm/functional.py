@@ -475,13 +475,25 @@ def group_count(num_groups):
     return num_groups
 
 
-def _norm(x, num_groups, gamma, beta, axis, eps, out):
+def _norm(x, num_groups, gamma, beta, axis, eps, out, return_stats=False):
     x, compute = float_input("x", x)
     lay = layout_of(x, axis, num_groups)
     eps = check_eps(eps)
     g = channel_param("gamma", gamma, lay.C, compute, 1.0, lay.G)
     b = channel_param("beta", beta, lay.C, compute, 0.0, lay.G)
-    return _forward(x, compute, lay, g, b, eps, new_stats(lay), 0, out)
+    stats = new_stats(lay)
+    y = _forward(x, compute, lay, g, b, eps, stats, 0, out)
+    if not return_stats:
+        return y
+    if x.size == 0:
+        return y, np.full((lay.N, lay.G), np.nan), np.full((lay.N, lay.G), np.nan)
+    return y, _per_slice_stats(lay, stats, K.MEAN), _per_slice_stats(lay, stats, K.INVSTD)
+
+
+def _check_flag(name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {_describe(value)}")
+    return bool(value)
 
 
 def _norm_stats(x, num_groups, axis, eps):
@@ -526,7 +538,7 @@ def _norm_backward(dy, x, num_groups, gamma, axis, eps, mean, invstd, out):
 # public API
 
 
-def instance_norm(x, gamma=None, beta=None, *, axis=1, eps=1e-5, out=None):
+def instance_norm(x, gamma=None, beta=None, *, axis=1, eps=1e-5, out=None, return_stats=False):
     """Instance normalization of an array with a channel axis.
 
     Every (sample, channel) slice is normalized over all other axes::
@@ -554,11 +566,16 @@ def instance_norm(x, gamma=None, beta=None, *, axis=1, eps=1e-5, out=None):
     out : numpy.ndarray, optional
         Writable array of x's shape and dtype to receive the result; may be
         ``x`` itself.
+    return_stats : bool, default False
+        Also return the statistics the forward computed (those of
+        :func:`instance_norm_stats`), for a training backward without a
+        second pass over x.
 
     Returns
     -------
     numpy.ndarray
-        The normalized array (``out`` when given), of x's shape and dtype.
+        The normalized array (``out`` when given), of x's shape and dtype;
+        with ``return_stats``, the tuple ``(y, mean, invstd)``.
 
     Notes
     -----
@@ -566,7 +583,7 @@ def instance_norm(x, gamma=None, beta=None, *, axis=1, eps=1e-5, out=None):
     keep their digits; a constant slice gives exactly ``beta``; NaN or Inf
     in a slice makes only that slice NaN.
     """
-    return _norm(x, None, gamma, beta, axis, eps, out)
+    return _norm(x, None, gamma, beta, axis, eps, out, _check_flag("return_stats", return_stats))
 
 
 def instance_norm_stats(x, *, axis=1, eps=1e-5):
@@ -624,7 +641,9 @@ def instance_norm_backward(
     return _norm_backward(dy, x, None, gamma, axis, eps, mean, invstd, out)
 
 
-def group_norm(x, num_groups, gamma=None, beta=None, *, axis=1, eps=1e-5, out=None):
+def group_norm(
+    x, num_groups, gamma=None, beta=None, *, axis=1, eps=1e-5, out=None, return_stats=False
+):
     """Group normalization: channels in ``num_groups`` groups share statistics.
 
     Every (sample, group) slice -- the group's ``C // num_groups``
@@ -653,13 +672,17 @@ def group_norm(x, num_groups, gamma=None, beta=None, *, axis=1, eps=1e-5, out=No
     out : numpy.ndarray, optional
         Writable array of x's shape and dtype to receive the result; may be
         ``x`` itself.
+    return_stats : bool, default False
+        Also return the (N, num_groups) statistics the forward computed.
 
     Returns
     -------
     numpy.ndarray
-        The normalized array (``out`` when given), of x's shape and dtype.
+        The normalized array (``out`` when given), of x's shape and dtype;
+        with ``return_stats``, the tuple ``(y, mean, invstd)``.
     """
-    return _norm(x, group_count(num_groups), gamma, beta, axis, eps, out)
+    flag = _check_flag("return_stats", return_stats)
+    return _norm(x, group_count(num_groups), gamma, beta, axis, eps, out, flag)
 
 
 def group_norm_stats(x, num_groups, *, axis=1, eps=1e-5):
@@ -850,7 +873,7 @@ def _affine_stats_table(lay: AffineLayout) -> np.ndarray:
     return np.empty((K.STATS_COLUMNS, lay.A * lay.B))
 
 
-def layer_norm(x, gamma=None, beta=None, *, axis=-1, eps=1e-5, out=None):
+def layer_norm(x, gamma=None, beta=None, *, axis=-1, eps=1e-5, out=None, return_stats=False):
     """Layer normalization over one axis or several consecutive axes.
 
     Every slice along the normalized axes is normalized with its own mean
@@ -875,18 +898,29 @@ def layer_norm(x, gamma=None, beta=None, *, axis=-1, eps=1e-5, out=None):
     out : numpy.ndarray, optional
         Writable array of x's shape and dtype to receive the result; may be
         ``x`` itself.
+    return_stats : bool, default False
+        Also return the statistics the forward computed (those of
+        :func:`layer_norm_stats`).
 
     Returns
     -------
     numpy.ndarray
-        The normalized array (``out`` when given), of x's shape and dtype.
+        The normalized array (``out`` when given), of x's shape and dtype;
+        with ``return_stats``, the tuple ``(y, mean, invstd)``.
     """
     x, compute = float_input("x", x)
     lay = affine_layout_of(x, axis)
     eps = check_eps(eps)
     g = element_param("gamma", gamma, lay, compute, 1.0)
     b = element_param("beta", beta, lay, compute, 0.0)
-    return _forward(x, compute, lay, g, b, eps, _affine_stats_table(lay), 0, out)
+    flag = _check_flag("return_stats", return_stats)
+    stats = _affine_stats_table(lay)
+    y = _forward(x, compute, lay, g, b, eps, stats, 0, out)
+    if not flag:
+        return y
+    if x.size == 0:
+        return y, np.full(lay.stats_shape, np.nan), np.full(lay.stats_shape, np.nan)
+    return y, stats[K.MEAN].reshape(lay.stats_shape), stats[K.INVSTD].reshape(lay.stats_shape)
 
 
 def layer_norm_stats(x, *, axis=-1, eps=1e-5):
