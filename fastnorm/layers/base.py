@@ -357,12 +357,9 @@ class NormBlock:
     ``_prepare(x) -> x``
         x as an array, with gamma and beta fitted to it (usually through
         :meth:`_fit_params`, which also finishes a deferred initialization).
-    ``_normalize(x, gamma, beta, out) -> y``
-        The inference forward.
-    ``_stats(x) -> (mean, invstd)``
-        The statistics a training forward keeps for the backward.
-    ``_normalize_with_stats(x, mean, invstd, gamma, beta, out) -> y``
-        The forward with those statistics.
+    ``_normalize(x, gamma, beta, out, return_stats=False) -> y``
+        The forward; with ``return_stats`` (training) ``(y, mean, invstd)``,
+        the statistics it computed, kept for the backward.
     ``_gradients(dy, x, gamma, mean, invstd, out) -> (dx, dgamma, dbeta)``
         The backward with the saved statistics; dgamma and dbeta have the
         parameters' shape.
@@ -434,13 +431,7 @@ class NormBlock:
     def _prepare(self, x):
         raise NotImplementedError
 
-    def _normalize(self, x, gamma, beta, out):
-        raise NotImplementedError
-
-    def _stats(self, x):
-        raise NotImplementedError
-
-    def _normalize_with_stats(self, x, mean, invstd, gamma, beta, out):
+    def _normalize(self, x, gamma, beta, out, return_stats=False):
         raise NotImplementedError
 
     def _gradients(self, dy, x, gamma, mean, invstd, out):
@@ -654,10 +645,9 @@ class NormBlock:
         if not self._training:
             return self._normalize(x, gamma, beta, out)
         self._saved = None
-        mean, invstd = self._stats(x)
         # Writing y over x would destroy the input the backward needs.
         saved_x = x.copy() if out is not None and np.may_share_memory(out, x) else x
-        y = self._normalize_with_stats(x, mean, invstd, gamma, beta, out)
+        y, mean, invstd = self._normalize(x, gamma, beta, out, return_stats=True)
         # gamma is copied: an optimizer step between forward and backward
         # must not change the gradient of the forward that was run.
         self._saved = (saved_x, mean, invstd, gamma.copy())

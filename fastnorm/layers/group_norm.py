@@ -108,17 +108,16 @@ class GroupNorm(NormBlock):
         x, _ = F.float_input("x", x)
         return x
 
-    def _normalize(self, x, gamma, beta, out):
+    def _normalize(self, x, gamma, beta, out, return_stats=False):
         return F.group_norm(
-            x, self._num_groups, gamma, beta, axis=self._axis, eps=self._epsilon, out=out
-        )
-
-    def _stats(self, x):
-        return F.group_norm_stats(x, self._num_groups, axis=self._axis, eps=self._epsilon)
-
-    def _normalize_with_stats(self, x, mean, invstd, gamma, beta, out):
-        return F.normalize_with_stats(
-            x, mean, invstd, gamma, beta, axis=self._axis, num_groups=self._num_groups, out=out
+            x,
+            self._num_groups,
+            gamma,
+            beta,
+            axis=self._axis,
+            eps=self._epsilon,
+            out=out,
+            return_stats=return_stats,
         )
 
     def _gradients(self, dy, x, gamma, mean, invstd, out):

@@ -107,14 +107,10 @@ class InstanceNorm(NormBlock):
         )
         return x
 
-    def _normalize(self, x, gamma, beta, out):
-        return F.instance_norm(x, gamma, beta, axis=self._axis, eps=self._epsilon, out=out)
-
-    def _stats(self, x):
-        return F.instance_norm_stats(x, axis=self._axis, eps=self._epsilon)
-
-    def _normalize_with_stats(self, x, mean, invstd, gamma, beta, out):
-        return F.normalize_with_stats(x, mean, invstd, gamma, beta, axis=self._axis, out=out)
+    def _normalize(self, x, gamma, beta, out, return_stats=False):
+        return F.instance_norm(
+            x, gamma, beta, axis=self._axis, eps=self._epsilon, out=out, return_stats=return_stats
+        )
 
     def _gradients(self, dy, x, gamma, mean, invstd, out):
         return F.instance_norm_backward(

@@ -36,7 +36,6 @@ import torch
 from torch import Tensor
 
 import fastnorm
-from fastnorm import functional as _functional
 
 from . import _views as V
 from ._threads import follow_torch
@@ -105,8 +104,9 @@ def instance_forward(x: Tensor, weight, bias, eps: float, with_stats: bool):
     xn, yn = V.as_numpy(xc, view), V.as_numpy(y, view)
     g, b = V.param_numpy(weight), V.param_numpy(bias)
     if with_stats:
-        mean, invstd = fastnorm.instance_norm_stats(xn, axis=view.axis, eps=eps)
-        _functional.normalize_with_stats(xn, mean, invstd, g, b, axis=view.axis, out=yn)
+        _, mean, invstd = fastnorm.instance_norm(
+            xn, g, b, axis=view.axis, eps=eps, out=yn, return_stats=True
+        )
     else:
         fastnorm.instance_norm(xn, g, b, axis=view.axis, eps=eps, out=yn)
     y = y if y.dtype == x.dtype else y.to(x.dtype)
@@ -297,9 +297,8 @@ def group_forward(x: Tensor, num_groups: int, weight, bias, eps: float, with_sta
     xn, yn = _group_arrays(V.as_numpy(xc, view), V.as_numpy(y, view))
     g, b = V.param_numpy(weight), V.param_numpy(bias)
     if with_stats:
-        mean, invstd = fastnorm.group_norm_stats(xn, num_groups, axis=view.axis, eps=eps)
-        _functional.normalize_with_stats(
-            xn, mean, invstd, g, b, axis=view.axis, num_groups=num_groups, out=yn
+        _, mean, invstd = fastnorm.group_norm(
+            xn, num_groups, g, b, axis=view.axis, eps=eps, out=yn, return_stats=True
         )
     else:
         fastnorm.group_norm(xn, num_groups, g, b, axis=view.axis, eps=eps, out=yn)
@@ -487,8 +486,9 @@ def layer_forward(x: Tensor, normalized_shape, weight, bias, eps: float, with_st
     g, b = V.param_numpy(weight), V.param_numpy(bias)
     axis = _layer_axis(len(shape))
     if with_stats:
-        mean, invstd = fastnorm.layer_norm_stats(xn, axis=axis, eps=eps)
-        _functional.layer_norm_with_stats(xn, mean, invstd, g, b, axis=axis, out=yn)
+        _, mean, invstd = fastnorm.layer_norm(
+            xn, g, b, axis=axis, eps=eps, out=yn, return_stats=True
+        )
     else:
         fastnorm.layer_norm(xn, g, b, axis=axis, eps=eps, out=yn)
     y = y if y.dtype == x.dtype else y.to(x.dtype)
