@@ -223,6 +223,11 @@ def _onnxruntime_calls(case: Case, inp: Inputs, threads: int) -> Calls | str:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # ONNX Runtime's workers spin between runs by default; in a process that
+    # also runs fastnorm's and PyTorch's thread pools on 2 cores they took the
+    # cores from whichever library ran next (fastnorm's layer norm 2-15x
+    # slower when timed after it).  Idle workers sleep instead.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(
             _onnx_model(case), options, providers=["CPUExecutionProvider"]
