@@ -74,6 +74,13 @@ def _stats_fake(x: Tensor) -> tuple[Tensor, Tensor]:
 # instance norm
 
 
+def _wanted(ctx, *grads):
+    """The gradients of the op's inputs that autograd asked for (None for the
+    others), then None for eps, which has no gradient."""
+    needs = ctx.needs_input_grad[: len(grads)]
+    return (*(g if need else None for g, need in zip(grads, needs, strict=True)), None)
+
+
 def instance_forward(x: Tensor, weight, bias, eps: float, with_stats: bool):
     """The implementation of ``instance_norm`` (``with_stats``: ``instance_norm_train``).
 
@@ -250,13 +257,7 @@ def _instance_backward(ctx, grad_output, *_stats_grads):
     dx, dweight, dbias = torch.ops.fastnorm.instance_norm_backward(
         grad_output, x, weight, mean, invstd, ctx.eps
     )
-    need = ctx.needs_input_grad
-    return (
-        dx if need[0] else None,
-        dweight if need[1] else None,
-        dbias if need[2] else None,
-        None,
-    )
+    return _wanted(ctx, dx, dweight, dbias)
 
 
 instance_norm.register_autograd(_instance_backward, setup_context=_instance_setup)
@@ -431,14 +432,7 @@ def _group_backward(ctx, grad_output, *_stats_grads):
     dx, dweight, dbias = torch.ops.fastnorm.group_norm_backward(
         grad_output, x, ctx.num_groups, weight, mean, invstd, ctx.eps
     )
-    need = ctx.needs_input_grad
-    return (
-        dx if need[0] else None,
-        None,
-        dweight if need[2] else None,
-        dbias if need[3] else None,
-        None,
-    )
+    return _wanted(ctx, dx, None, dweight, dbias)
 
 
 group_norm.register_autograd(_group_backward, setup_context=_group_setup)
@@ -635,14 +629,7 @@ def _layer_backward(ctx, grad_output, *_stats_grads):
     dx, dweight, dbias = torch.ops.fastnorm.layer_norm_backward(
         grad_output, x, ctx.normalized_shape, weight, mean, invstd, ctx.eps
     )
-    need = ctx.needs_input_grad
-    return (
-        dx if need[0] else None,
-        None,
-        dweight if need[2] else None,
-        dbias if need[3] else None,
-        None,
-    )
+    return _wanted(ctx, dx, None, dweight, dbias)
 
 
 layer_norm.register_autograd(_layer_backward, setup_context=_layer_setup)
