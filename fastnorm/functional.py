@@ -864,9 +864,10 @@ def element_param(name: str, value, lay: AffineLayout, dtype: np.dtype, default:
             f"{name} must have the shape of the normalized axes {lay.param_shape}, "
             f"got shape {arr.shape}"
         )
-    if arr.dtype is dtype and arr.flags.c_contiguous:
+    if arr.dtype is dtype and arr.flags.c_contiguous and arr.flags.writeable:
         return arr.reshape(-1)  # kernels only read it
-    return np.ascontiguousarray(arr, dtype=dtype).reshape(-1)
+    # A writable copy: a read-only gamma would compile a second specialization.
+    return np.array(arr, dtype=dtype, order="C").reshape(-1)
 
 
 def _affine_stats_table(lay: AffineLayout) -> np.ndarray:

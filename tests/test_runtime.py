@@ -234,3 +234,23 @@ def test_cache_stamp_covers_every_kernel_source(tmp_path):
     with open(copy / "common.py", "a") as f:
         f.write("\n# edited\n")
     assert runtime._kernel_sources_hash(str(copy)) != want
+
+
+def test_read_only_parameters_compile_no_second_specialization():
+    # Parameters reach the kernels as writable C arrays of the compute dtype:
+    # a read-only gamma (a NumPy view of a torch tensor, np.frombuffer) would
+    # otherwise compile every kernel it meets a second time.
+    from fastnorm._kernels import affine, rows
+
+    x = np.ones((4, 300), np.float32)
+    g = np.ones(300, np.float32)
+    g.flags.writeable = False
+    c = np.ones(4, np.float32)
+    c.flags.writeable = False
+    fastnorm.layer_norm(x, g, g)
+    fastnorm.layer_norm(x, np.ones(300, np.float32))
+    fastnorm.instance_norm(x[None], c, c)
+    fastnorm.instance_norm(x[None], np.ones(4, np.float32))
+    # (kernel, position of gamma in its arguments)
+    for kernel, at in ((affine.affine_rows_forward_serial, 4), (rows.rows_forward_serial, 7)):
+        assert {sig[at].mutable for sig in kernel.signatures} == {True}, kernel.signatures
