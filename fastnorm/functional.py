@@ -305,8 +305,9 @@ def _check_out(out, shape: tuple, dtype: np.dtype, what: str) -> np.ndarray:
     return out
 
 
-def _check_stats(mean, invstd, N: int, G: int, what: str = "(N, C)"):
-    """Given (mean, invstd) as flat float64 views of shape (N * G,)."""
+def _check_stats(mean, invstd, shape: tuple, what: str):
+    """Given (mean, invstd) of ``shape`` as flat float64 views; ``what``
+    describes the expected shape in the errors."""
     if (mean is None) != (invstd is None):
         missing = "invstd" if invstd is None else "mean"
         raise ValueError(f"mean and invstd go together; {missing} is missing")
@@ -315,8 +316,8 @@ def _check_stats(mean, invstd, N: int, G: int, what: str = "(N, C)"):
         arr = as_array(name, value)
         if arr.dtype.kind != "f":
             raise TypeError(f"{name} must be a float array, got dtype {arr.dtype}")
-        if arr.shape != (N, G):
-            raise ValueError(f"{name} must have shape {what} = {(N, G)}, got shape {arr.shape}")
+        if arr.shape != shape:
+            raise ValueError(f"{name} must have {what}, got shape {arr.shape}")
         arrays.append(flat_view(arr, _FLOAT64))
     return arrays
 
@@ -515,7 +516,8 @@ def _norm_backward(dy, x, num_groups, gamma, axis, eps, mean, invstd, out):
     stats = new_stats(lay)
     given = 0
     if mean is not None or invstd is not None:
-        m, s = _check_stats(mean, invstd, lay.N, lay.G, _stats_shape(lay))
+        shape = (lay.N, lay.G)
+        m, s = _check_stats(mean, invstd, shape, f"shape {_stats_shape(lay)} = {shape}")
         K.fill_given_stats(stats, float(lay.P * lay.Q * Cg), m, s, Cg)
         given = 3
     dx = _backward(dy, x, compute, lay, g, eps, stats, given, out)
@@ -980,8 +982,8 @@ def layer_norm_backward(dy, x, gamma=None, *, axis=-1, eps=1e-5, mean=None, invs
     stats = _affine_stats_table(lay)
     given = 0
     if mean is not None or invstd is not None:
-        what = f"x.shape without the normalized axes {lay.stats_shape}"
-        m, s = _check_affine_stats(mean, invstd, lay.stats_shape, what)
+        what = f"the shape of x.shape without the normalized axes {lay.stats_shape}"
+        m, s = _check_stats(mean, invstd, lay.stats_shape, what)
         K.fill_given_stats(stats, float(lay.L), m, s, 1)
         given = 3
     if out is not None:
@@ -1011,26 +1013,11 @@ def layer_norm_with_stats(x, mean, invstd, gamma=None, beta=None, *, axis=-1, ou
     lay = affine_layout_of(x, axis)
     g = element_param("gamma", gamma, lay, compute, 1.0)
     b = element_param("beta", beta, lay, compute, 0.0)
-    what = f"x.shape without the normalized axes {lay.stats_shape}"
-    m, s = _check_affine_stats(mean, invstd, lay.stats_shape, what)
+    what = f"the shape of x.shape without the normalized axes {lay.stats_shape}"
+    m, s = _check_stats(mean, invstd, lay.stats_shape, what)
     stats = _affine_stats_table(lay)
     K.fill_given_stats(stats, float(lay.L), m, s, 1)
     return _forward(x, compute, lay, g, b, 0.0, stats, 3, out)
-
-
-def _check_affine_stats(mean, invstd, shape: tuple, what: str):
-    if (mean is None) != (invstd is None):
-        missing = "invstd" if invstd is None else "mean"
-        raise ValueError(f"mean and invstd go together; {missing} is missing")
-    arrays = []
-    for name, value in (("mean", mean), ("invstd", invstd)):
-        arr = as_array(name, value)
-        if arr.dtype.kind != "f":
-            raise TypeError(f"{name} must be a float array, got dtype {arr.dtype}")
-        if arr.shape != shape:
-            raise ValueError(f"{name} must have the shape of {what}, got shape {arr.shape}")
-        arrays.append(flat_view(arr, _FLOAT64))
-    return arrays
 
 
 # --------------------------------------------------------------------------

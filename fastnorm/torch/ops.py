@@ -239,14 +239,20 @@ def _instance_norm_backward_fake(grad_output, input, weight, mean, invstd, eps):
     )
 
 
-def _instance_setup(ctx, inputs, output):
-    x, weight, _, eps = inputs
+def _save_for_backward(ctx, x, weight, output):
+    """Keep x, weight and the forward's statistics (None when the op returned
+    only y) for the backward; the statistics get no gradient."""
     if isinstance(output, tuple):
         _, mean, invstd = output
         ctx.mark_non_differentiable(mean, invstd)
     else:
         mean = invstd = None
     ctx.save_for_backward(x, weight, mean, invstd)
+
+
+def _instance_setup(ctx, inputs, output):
+    x, weight, _, eps = inputs
+    _save_for_backward(ctx, x, weight, output)
     ctx.eps = eps
 
 
@@ -417,12 +423,7 @@ def _group_norm_backward_fake(grad_output, input, num_groups, weight, mean, invs
 
 def _group_setup(ctx, inputs, output):
     x, num_groups, weight, _, eps = inputs
-    if isinstance(output, tuple):
-        _, mean, invstd = output
-        ctx.mark_non_differentiable(mean, invstd)
-    else:
-        mean = invstd = None
-    ctx.save_for_backward(x, weight, mean, invstd)
+    _save_for_backward(ctx, x, weight, output)
     ctx.num_groups = num_groups
     ctx.eps = eps
 
@@ -614,12 +615,7 @@ def _layer_norm_backward_fake(grad_output, input, normalized_shape, weight, mean
 
 def _layer_setup(ctx, inputs, output):
     x, normalized_shape, weight, _, eps = inputs
-    if isinstance(output, tuple):
-        _, mean, invstd = output
-        ctx.mark_non_differentiable(mean, invstd)
-    else:
-        mean = invstd = None
-    ctx.save_for_backward(x, weight, mean, invstd)
+    _save_for_backward(ctx, x, weight, output)
     ctx.normalized_shape = list(normalized_shape)
     ctx.eps = eps
 
