@@ -176,11 +176,7 @@ def _check_axis(axis, ndim: int) -> int:
 
 
 def _check_groups(num_groups, C: int) -> int:
-    if isinstance(num_groups, (bool, np.bool_)) or not isinstance(num_groups, (int, np.integer)):
-        raise TypeError(f"num_groups must be an integer, got {_describe(num_groups)}")
-    G = int(num_groups)
-    if G < 1:
-        raise ValueError(f"num_groups must be >= 1, got {G}")
+    G = group_count(num_groups)
     if C % G:
         raise ValueError(
             f"num_groups={G} must divide the number of channels C={C} "
@@ -469,11 +465,18 @@ def _per_slice_stats(lay: Layout, stats: np.ndarray, row: int) -> np.ndarray:
     return np.ascontiguousarray(stats[row, :: lay.Cg]).reshape(lay.N, lay.G)
 
 
-def group_count(num_groups):
-    """num_groups of the group_norm functions: None is no group count."""
-    if num_groups is None:
-        raise TypeError("num_groups must be an integer, got None")
-    return num_groups
+def group_count(num_groups) -> int:
+    """A valid group count (an integer >= 1, None included in the errors), as an int.
+
+    Shared by the functions, the GroupNorm layer and fastnorm.dask, so all
+    give the same errors; whether it divides C is checked with the input.
+    """
+    if isinstance(num_groups, (bool, np.bool_)) or not isinstance(num_groups, (int, np.integer)):
+        raise TypeError(f"num_groups must be an integer, got {_describe(num_groups)}")
+    G = int(num_groups)
+    if G < 1:
+        raise ValueError(f"num_groups must be >= 1, got {G}")
+    return G
 
 
 def _norm(x, num_groups, gamma, beta, axis, eps, out, return_stats=False):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from .. import functional as F
 from .base import NormBlock
 
@@ -76,13 +74,7 @@ class GroupNorm(NormBlock):
         axis=1,
         prefix=None,
     ):
-        if isinstance(num_groups, (bool, np.bool_)) or not isinstance(
-            num_groups, (int, np.integer)
-        ):
-            raise TypeError(f"num_groups must be an int, got {num_groups!r}")
-        if num_groups < 1:
-            raise ValueError(f"num_groups must be >= 1, got {num_groups}")
-        self._num_groups = int(num_groups)
+        self._num_groups = F.group_count(num_groups)
         self._axis = axis
         kwargs = {"eps": epsilon, "num_groups": num_groups, "center": center, "scale": scale}
         if not (type(axis) is int and axis == 1):
