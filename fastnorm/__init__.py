@@ -16,6 +16,7 @@ from .functional import (
     layer_norm_stats,
 )
 from .layers import GroupNorm, InstanceNorm, LayerNorm, Parameter
+from .prepared import PreparedNorm, prepare
 from .runtime import get_num_threads, set_num_threads, threading_layer, warmup
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "InstanceNorm",
     "LayerNorm",
     "Parameter",
+    "PreparedNorm",
     "get_num_threads",
     "group_norm",
     "group_norm_backward",
@@ -33,6 +35,7 @@ __all__ = [
     "layer_norm",
     "layer_norm_backward",
     "layer_norm_stats",
+    "prepare",
     "set_num_threads",
     "threading_layer",
     "warmup",
