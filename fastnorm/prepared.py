@@ -69,16 +69,20 @@ class PreparedNorm:
         )
 
     def _param(self, value, default):
+        """value when the kernels can take it as it is, else None."""
         if value is None:
             return default
         if (
             type(value) is np.ndarray
             and value.dtype is self.dtype
-            and value.shape == default.shape
             and value.flags.c_contiguous
             and value.flags.writeable
         ):
-            return value
+            if value.shape == default.shape:
+                return value
+            lay = self._lay
+            if lay.G != lay.C and value.shape == (lay.G,):  # MXNet 1.x: one per group
+                return np.repeat(value, lay.Cg)
         return None
 
     def __call__(self, x, gamma=None, beta=None, *, out=None):
@@ -100,6 +104,15 @@ class PreparedNorm:
         numpy.ndarray
             The normalized array (``out`` when given).
         """
+        y = self.run(x, gamma, beta, out)
+        if y is not None:
+            return y
+        if self.num_groups is None:
+            return F.instance_norm(x, gamma, beta, axis=self.axis, eps=self.eps, out=out)
+        return F.group_norm(x, self.num_groups, gamma, beta, axis=self.axis, eps=self.eps, out=out)
+
+    def run(self, x, gamma, beta, out):
+        """The planned call, or None when x, gamma, beta or out need the checked path."""
         lay = self._lay
         g = self._param(gamma, self._ones)
         b = self._param(beta, self._zeros)
@@ -113,11 +126,7 @@ class PreparedNorm:
             or lay.size == 0
             or not (out is None or out is x or _plain_out(out, x))
         ):
-            if self.num_groups is None:
-                return F.instance_norm(x, gamma, beta, axis=self.axis, eps=self.eps, out=out)
-            return F.group_norm(
-                x, self.num_groups, gamma, beta, axis=self.axis, eps=self.eps, out=out
-            )
+            return None
         xf = x.ravel()
         xf.setflags(write=False)  # kernels take read-only inputs: one specialization
         y = np.empty(self.shape, self.dtype) if out is None else out

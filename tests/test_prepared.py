@@ -126,3 +126,74 @@ def test_threads_share_a_plan(rng):
 def test_repr():
     text = repr(fastnorm.prepare((1, 3, 4), np.float64, num_groups=3))
     assert "shape=(1, 3, 4)" in text and "float64" in text and "num_groups=3" in text
+
+
+# --------------------------------------------------------------------------
+# Layers plan their inference calls per input shape
+
+
+@pytest.mark.parametrize(
+    "make, plain",
+    [
+        (
+            lambda: fastnorm.InstanceNorm(),
+            lambda x, g, b: fastnorm.instance_norm(x, g, b),
+        ),
+        (
+            lambda: fastnorm.GroupNorm(num_groups=4),
+            lambda x, g, b: fastnorm.group_norm(x, 4, g, b),
+        ),
+    ],
+)
+def test_layer_inference_through_its_plan(rng, make, plain):
+    layer = make()
+    layer.initialize()
+    x = rng.standard_normal((2, 8, 6, 6)).astype(np.float32)
+    layer(x)  # plans this shape
+    assert len(layer._plans) == 1
+    # Parameters changed in place after planning are used by the next call.
+    layer.gamma.data()[:] = rng.standard_normal(layer.gamma.shape)
+    layer.beta.data()[:] = rng.standard_normal(layer.beta.shape)
+    g, b = layer.gamma.data(), layer.beta.data()
+    for _ in range(2):
+        np.testing.assert_array_equal(layer(x), plain(x, g, b))
+    out = np.empty_like(x)
+    assert layer(x, out=out) is out
+    np.testing.assert_array_equal(out, plain(x, g, b))
+    # Another dtype, a float16 input (no plan) and a cast layer all still agree.
+    x64 = x.astype(np.float64)
+    np.testing.assert_array_equal(layer(x64), plain(x64, g, b))
+    x16 = x.astype(np.float16)
+    np.testing.assert_array_equal(layer(x16), plain(x16, g, b))
+    np.testing.assert_array_equal(layer(x16), plain(x16, g, b))
+    layer.cast("float64")
+    np.testing.assert_array_equal(layer(x), plain(x, g.astype(np.float64), b.astype(np.float64)))
+    # A wrong channel count still gets the layer's own error.
+    with pytest.raises(ValueError):
+        layer(rng.standard_normal((2, 6, 6, 6)).astype(np.float32))
+    # Training mode does not take the plan: the backward has its statistics.
+    layer.cast("float32")
+    layer.train()
+    y = layer(x)
+    dx = layer.backward(np.ones_like(y))
+    assert dx.shape == x.shape
+
+
+def test_layer_plans_are_bounded(rng):
+    layer = fastnorm.InstanceNorm(in_channels=3)
+    layer.initialize()
+    for n in range(1, 40):
+        layer(np.ones((n, 3, 4), np.float32))
+    assert 1 <= len(layer._plans) <= 16
+
+
+def test_layer_hooks_still_run_with_a_plan(rng):
+    layer = fastnorm.InstanceNorm()
+    layer.initialize()
+    seen = []
+    layer.register_forward_pre_hook(lambda blk, inputs: seen.append("pre"))
+    layer.register_forward_hook(lambda blk, inputs, y: seen.append("post"))
+    x = np.ones((1, 2, 3), np.float32)
+    layer(x)
+    layer(x)
+    assert seen == ["pre", "post", "pre", "post"]

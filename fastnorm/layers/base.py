@@ -27,6 +27,8 @@ from ..io import read_parameter_file, write_parameter_file
 __all__ = ["HookHandle", "NormBlock", "Parameter", "ParameterDict"]
 
 _GRAD_REQS = ("write", "add", "null")
+#: Input shapes a layer keeps a plan for (a service sees a handful).
+_PLANS_MAX = 16
 _DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -425,6 +427,8 @@ class NormBlock:
         self._saved = None  # (x, mean, invstd, gamma) of the last training forward
         self._forward_pre_hooks: OrderedDict = OrderedDict()
         self._forward_hooks: OrderedDict = OrderedDict()
+        # (shape, dtype) -> PreparedNorm of inference calls seen (see forward).
+        self._plans: dict = {}
 
     # -- what a layer implements ----------------------------------------------
 
@@ -436,6 +440,10 @@ class NormBlock:
 
     def _gradients(self, dy, x, gamma, mean, invstd, out):
         raise NotImplementedError
+
+    def _make_plan(self, x):
+        """A :class:`fastnorm.PreparedNorm` for inputs like x, or None (no plan)."""
+        return None
 
     def _repr_suffix(self) -> str:
         """Text after the keyword arguments in :meth:`__repr__` (e.g. in_channels)."""
@@ -624,11 +632,13 @@ class NormBlock:
     # -- forward / backward ------------------------------------------------------
 
     def __call__(self, x, out=None):
-        for hook in list(self._forward_pre_hooks.values()):
-            hook(self, (x,))
+        if self._forward_pre_hooks:
+            for hook in list(self._forward_pre_hooks.values()):
+                hook(self, (x,))
         y = self.forward(x, out=out)
-        for hook in list(self._forward_hooks.values()):
-            hook(self, (x,), y)
+        if self._forward_hooks:
+            for hook in list(self._forward_hooks.values()):
+                hook(self, (x,), y)
         return y
 
     def forward(self, x, out=None):
@@ -640,10 +650,25 @@ class NormBlock:
         when ``out`` overlaps it): do not modify it in place before the
         backward.
         """
+        if not self._training and type(x) is np.ndarray:
+            # Inference on a shape seen before: its plan checks only what can
+            # change between calls (measured: 21 us -> 10 us per call on
+            # (1, 16, 32, 32)); anything else takes the checked path below.
+            plan = self._plans.get((x.shape, x.dtype))
+            if plan is not None:
+                y = plan.run(x, self.gamma.data(), self.beta.data(), out)
+                if y is not None:
+                    return y
         x = self._prepare(x)
         gamma, beta = self.gamma.data(), self.beta.data()
         if not self._training:
-            return self._normalize(x, gamma, beta, out)
+            y = self._normalize(x, gamma, beta, out)
+            key = (x.shape, x.dtype)
+            if key not in self._plans:
+                if len(self._plans) >= _PLANS_MAX:
+                    self._plans.clear()
+                self._plans[key] = self._make_plan(x)
+            return y
         self._saved = None
         # Writing y over x would destroy the input the backward needs.
         saved_x = x.copy() if out is not None and np.may_share_memory(out, x) else x

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import functional as F
+from ..prepared import prepare
 from .base import NormBlock
 
 __all__ = ["GroupNorm"]
@@ -99,6 +102,13 @@ class GroupNorm(NormBlock):
         # num_groups divides x's channel count and name both in the error.
         x, _ = F.float_input("x", x)
         return x
+
+    def _make_plan(self, x):
+        if x.dtype not in (np.float32, np.float64):
+            return None
+        return prepare(
+            x.shape, x.dtype, axis=self._axis, num_groups=self._num_groups, eps=self._epsilon
+        )
 
     def _normalize(self, x, gamma, beta, out, return_stats=False):
         return F.group_norm(
