@@ -32,6 +32,7 @@ from .common import (
     ELEMENTWISE_FLAGS,
     KERNEL_OPTIONS,
     PART,
+    REDUCE_FLAGS,
     WAVE,
     backward_value,
     chan_merge,
@@ -92,7 +93,7 @@ def _range_moments(xf, base, K, r0, r1, block_rows, mean, m2):
     return count
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(fastmath=REDUCE_FLAGS, **KERNEL_OPTIONS)
 def _block_column_moments(xb, bmean, bm2):
     """Per-column mean and M2 of a block of rows, in one sweep, four rows at a time.
 
