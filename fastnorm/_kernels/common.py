@@ -56,6 +56,12 @@ def block_moments(w):
         d = w[i] - x0
         s += d
         s2 += d * d
+    return shifted_moments(x0, s, s2, n)
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def shifted_moments(x0, s, s2, n):
+    """(mean, M2) of n elements from s = sum(x - x0) and s2 = sum((x - x0) ** 2)."""
     shift = s / n
     m2 = s2 - s * shift
     if m2 < 0.0:  # rounding; a NaN passes through
