@@ -44,6 +44,10 @@ LAYOUTS = [
     ("5d-ncdhw-parallel", (2, 3, 16, 32, 32), 1, "rows", "parallel"),
     ("q1-middle", (3, 6, 4, 1), 2, "columns", "serial"),
     ("nchw-many-short-slices", (64, 128, 4, 4), 1, "rows", "parallel"),
+    # Slices of at most 4 elements run across slices (rows.TINY_SLICE).
+    ("nchw-tiny-2x2-serial", (3, 5, 2, 2), 1, "rows", "serial"),
+    ("nchw-tiny-2x2-parallel", (64, 512, 2, 2), 1, "rows", "parallel"),
+    ("ncl-tiny-3-serial", (4, 6, 3), 1, "rows", "serial"),
 ]
 LAYOUT_IDS = [row[0] for row in LAYOUTS]
 SHAPES_AXES = [pytest.param(shape, axis, id=name) for name, shape, axis, _, _ in LAYOUTS]
