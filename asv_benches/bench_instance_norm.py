@@ -51,3 +51,43 @@ class TorchRatio(_InstanceNorm, _TorchRatio):
 
     def peer(self, shape, dtype, layout, peer):
         return PEERS[peer]
+
+
+#: Slices of at most 4 elements (issue 10's tiny-slice targets), NCHW only.
+TINY_SHAPES = ("64x512x2x2", "4096x64x4")
+
+
+class TinySliceRatio(_InstanceNorm, _FloorRatio):
+    """Time / floor-time on slices of 4 elements (run across slices)."""
+
+    params = (TINY_SHAPES, ("float32",), ("NCHW",))
+
+
+class PreparedCall:
+    """Seconds per call of C (1, 16, 32, 32) float32: the checked function, a
+    prepared call (fastnorm.prepare) and the InstanceNorm layer, all into out=."""
+
+    def setup(self):
+        import fastnorm
+
+        rng = np.random.default_rng(0)
+        self.x = rng.standard_normal((1, 16, 32, 32), dtype=np.float32)
+        self.gamma = rng.standard_normal(16, dtype=np.float32)
+        self.beta = rng.standard_normal(16, dtype=np.float32)
+        self.out = np.empty_like(self.x)
+        self.function = fastnorm.instance_norm
+        self.plan = fastnorm.prepare(self.x.shape)
+        self.layer = fastnorm.InstanceNorm(in_channels=16)
+        self.layer.initialize()
+        self.time_function()
+        self.time_prepared()
+        self.time_layer()
+
+    def time_function(self):
+        self.function(self.x, self.gamma, self.beta, out=self.out)
+
+    def time_prepared(self):
+        self.plan(self.x, self.gamma, self.beta, out=self.out)
+
+    def time_layer(self):
+        self.layer(self.x, out=self.out)
