@@ -318,29 +318,51 @@ def _tiny_moments(xs, s0, eps, stats):
                 d = col[i] - first[i]
                 s[i] += d
                 s2[i] += d * d
-    count = float(L)
+    mean = np.empty(n)
+    m2 = np.empty(n)
+    for i in range(n):
+        mean[i], m2[i] = shifted_moments(first[i], s[i], s2[i], L)
+    _store_moments(stats, s0, float(L), mean, m2, eps)
+
+
+@njit(**KERNEL_OPTIONS)
+def _store_moments(stats, s0, count, mean, m2, eps):
+    """set_moments for one-channel slices s0, s0 + 1, ... in one loop across
+    them (the square roots and divisions vectorize instead of each slice
+    waiting for its own)."""
+    n = mean.shape[0]
     counts = stats[COUNT, s0 : s0 + n]
     means = stats[MEAN, s0 : s0 + n]
     invstds = stats[INVSTD, s0 : s0 + n]
     m2s = stats[M2, s0 : s0 + n]
     for i in range(n):
-        mean, m2 = shifted_moments(first[i], s[i], s2[i], L)
         counts[i] = count
-        means[i] = mean
-        invstds[i] = inverse_std(count, m2, eps)
-        m2s[i] = m2
+        means[i] = mean[i]
+        invstds[i] = inverse_std(count, m2[i], eps)
+        m2s[i] = m2[i]
 
 
-@njit(fastmath=ELEMENTWISE_FLAGS, **KERNEL_OPTIONS)
-def _tiny_forward(xs, ys, s0, G, gamma, beta, eps, stats, given, coef):
-    """Forward of one-channel slices (rows of xs), a column at a time."""
-    n, L = xs.shape
-    if given == 0:
-        _tiny_moments(xs, s0, eps, stats)
+@njit(**KERNEL_OPTIONS)
+def _channel_backward_run(stats, s0, n, G, gamma, coef):
+    """Backward coefficients of one-channel slices [s0, s0 + n), in runs of
+    consecutive channels."""
+    i = 0
+    p = s0 % G
+    while i < n:
+        run = min(n - i, G - p)
+        for t in range(run):
+            channel_backward_coefficients(stats, s0 + i + t, gamma[p + t], coef)
+        i += run
+        p = 0
+
+
+@njit(**KERNEL_OPTIONS)
+def _channel_forward_run(stats, s0, n, G, gamma, beta, coef):
+    """Forward coefficients of one-channel slices [s0, s0 + n), in runs of
+    consecutive channels so that gamma and beta are read in order."""
     means = stats[MEAN, s0 : s0 + n]
     invstds = stats[INVSTD, s0 : s0 + n]
     cs = coef[s0 : s0 + n]
-    # Runs of consecutive channels, so gamma and beta are read in order.
     i = 0
     p = s0 % G
     while i < n:
@@ -351,6 +373,16 @@ def _tiny_forward(xs, ys, s0, G, gamma, beta, eps, stats, given, coef):
             forward_coefficients(means[i + t], invstds[i + t], g[t], b[t], cs, i + t)
         i += run
         p = 0
+
+
+@njit(fastmath=ELEMENTWISE_FLAGS, **KERNEL_OPTIONS)
+def _tiny_forward(xs, ys, s0, G, gamma, beta, eps, stats, given, coef):
+    """Forward of one-channel slices (rows of xs), a column at a time."""
+    n, L = xs.shape
+    if given == 0:
+        _tiny_moments(xs, s0, eps, stats)
+    _channel_forward_run(stats, s0, n, G, gamma, beta, coef)
+    cs = coef[s0 : s0 + n]
     mean_hi, scale, shift = cs[:, 0].copy(), cs[:, 1].copy(), cs[:, 2].copy()
     if L == 4:
         xv = xs.ravel()
@@ -377,14 +409,7 @@ def _tiny_backward(dys, xs, dxs, s0, G, gamma, eps, stats, given, coef):
         _tiny_moments(xs, s0, eps, stats)
     if given < 5:
         _tiny_grad_sums(dys, xs, s0, stats)
-    i = 0
-    p = s0 % G
-    while i < n:
-        run = min(n - i, G - p)
-        for t in range(run):
-            channel_backward_coefficients(stats, s0 + i + t, gamma[p + t], coef)
-        i += run
-        p = 0
+    _channel_backward_run(stats, s0, n, G, gamma, coef)
     cs = coef[s0 : s0 + n]
     mean_hi, a, k = cs[:, 0].copy(), cs[:, 1].copy(), cs[:, 2].copy()
     mdy_hi, e = cs[:, 3].copy(), cs[:, 4].copy()
@@ -446,6 +471,24 @@ def _group_forward(x2, y2, s0, s1, G, Cg, Q, gamma, beta, eps, stats, given, coe
     if _tiny(Cg, L):
         _tiny_forward(x2[s0:s1], y2[s0:s1], s0, G, gamma, beta, eps, stats, given, coef)
         return
+    if Cg == 1:
+        # Statistics, coefficients and output each in one loop across the
+        # slices: the scalar work of a slice no longer waits on its own sqrt.
+        n = s1 - s0
+        if given == 0:
+            mean = np.empty(n)
+            m2 = np.empty(n)
+            for i in range(n):
+                mean[i], m2[i] = block_moments(x2[s0 + i])
+            _store_moments(stats, s0, float(L), mean, m2, eps)
+        _channel_forward_run(stats, s0, n, G, gamma, beta, coef)
+        for c in range(s0, s1):
+            mean_hi, scale, shift = coef[c, 0], coef[c, 1], coef[c, 2]
+            xr = x2[c]
+            yr = y2[c]
+            for q in range(L):
+                yr[q] = normalized(xr[q], mean_hi, scale, shift)
+        return
     x3 = x2.reshape(x2.shape[0], Cg, Q)  # channel rows by integer index: no slice clamping
     y3 = y2.reshape(x2.shape[0], Cg, Q)
     p0 = (s0 % G) * Cg
@@ -474,6 +517,29 @@ def _group_backward(dy2, x2, dx2, s0, s1, G, Cg, Q, gamma, eps, stats, given, co
     L = x2.shape[1]
     if _tiny(Cg, L):
         _tiny_backward(dy2[s0:s1], x2[s0:s1], dx2[s0:s1], s0, G, gamma, eps, stats, given, coef)
+        return
+    if Cg == 1:
+        # As in _group_forward: each step in one loop across the slices.
+        n = s1 - s0
+        if given == 0:
+            mean = np.empty(n)
+            m2 = np.empty(n)
+            for i in range(n):
+                mean[i], m2[i] = block_moments(x2[s0 + i])
+            _store_moments(stats, s0, float(L), mean, m2, eps)
+        if given < 5:
+            for c in range(s0, s1):
+                a, b = block_grad_sums(dy2[c], x2[c], stats[MEAN, c])
+                stats[SUM_DY, c] = a
+                stats[SUM_DYXC, c] = b
+        _channel_backward_run(stats, s0, n, G, gamma, coef)
+        for c in range(s0, s1):
+            mean_hi, a, k, mdy_hi, e = coef[c, 0], coef[c, 1], coef[c, 2], coef[c, 3], coef[c, 4]
+            gr = dy2[c]
+            xr = x2[c]
+            dr = dx2[c]
+            for q in range(L):
+                dr[q] = backward_value(gr[q], xr[q], mean_hi, a, k, mdy_hi, e)
         return
     dy3 = dy2.reshape(x2.shape[0], Cg, Q)
     x3 = x2.reshape(x2.shape[0], Cg, Q)
