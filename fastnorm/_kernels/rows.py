@@ -251,6 +251,9 @@ def _group_moments(x2, s0, s1, Cg, eps, stats):
     if _tiny(Cg, x2.shape[1]):
         _tiny_moments(x2[s0:s1], s0, eps, stats)
         return
+    if Cg == 1:
+        _channel_moments(x2, s0, s1, eps, stats)
+        return
     for s in range(s0, s1):
         mean, m2 = block_moments(x2[s])
         set_moments(stats, s * Cg, Cg, float(x2.shape[1]), mean, m2, eps)
@@ -340,6 +343,18 @@ def _store_moments(stats, s0, count, mean, m2, eps):
         means[i] = mean[i]
         invstds[i] = inverse_std(count, m2[i], eps)
         m2s[i] = m2[i]
+
+
+@njit(**KERNEL_OPTIONS)
+def _channel_moments(x2, s0, s1, eps, stats):
+    """Statistics of the one-channel slices in rows [s0, s1) of x2, stored in
+    one loop across them (see _store_moments)."""
+    n = s1 - s0
+    mean = np.empty(n)
+    m2 = np.empty(n)
+    for i in range(n):
+        mean[i], m2[i] = block_moments(x2[s0 + i])
+    _store_moments(stats, s0, float(x2.shape[1]), mean, m2, eps)
 
 
 @njit(**KERNEL_OPTIONS)
@@ -476,11 +491,7 @@ def _group_forward(x2, y2, s0, s1, G, Cg, Q, gamma, beta, eps, stats, given, coe
         # slices: the scalar work of a slice no longer waits on its own sqrt.
         n = s1 - s0
         if given == 0:
-            mean = np.empty(n)
-            m2 = np.empty(n)
-            for i in range(n):
-                mean[i], m2[i] = block_moments(x2[s0 + i])
-            _store_moments(stats, s0, float(L), mean, m2, eps)
+            _channel_moments(x2, s0, s1, eps, stats)
         _channel_forward_run(stats, s0, n, G, gamma, beta, coef)
         for c in range(s0, s1):
             mean_hi, scale, shift = coef[c, 0], coef[c, 1], coef[c, 2]
@@ -522,11 +533,7 @@ def _group_backward(dy2, x2, dx2, s0, s1, G, Cg, Q, gamma, eps, stats, given, co
         # As in _group_forward: each step in one loop across the slices.
         n = s1 - s0
         if given == 0:
-            mean = np.empty(n)
-            m2 = np.empty(n)
-            for i in range(n):
-                mean[i], m2[i] = block_moments(x2[s0 + i])
-            _store_moments(stats, s0, float(L), mean, m2, eps)
+            _channel_moments(x2, s0, s1, eps, stats)
         if given < 5:
             for c in range(s0, s1):
                 a, b = block_grad_sums(dy2[c], x2[c], stats[MEAN, c])
