@@ -409,7 +409,7 @@ def _moments_into(stats, x, compute, lay, eps):
     _run(lay.kernels["moments"], lay, xf, *lay.dims, eps, stats)
 
 
-def _forward(x, compute, lay, g, b, eps, stats, given, out):
+def forward_with_layout(x, compute, lay, g, b, eps, stats, given, out):
     """The forward once its arguments are valid: out handling and dispatch.
 
     Spelled out apart from :func:`_backward` on purpose: a shared generic
@@ -486,7 +486,7 @@ def _norm(x, num_groups, gamma, beta, axis, eps, out, return_stats=False):
     g = channel_param("gamma", gamma, lay.C, compute, 1.0, lay.G)
     b = channel_param("beta", beta, lay.C, compute, 0.0, lay.G)
     stats = new_stats(lay)
-    y = _forward(x, compute, lay, g, b, eps, stats, 0, out)
+    y = forward_with_layout(x, compute, lay, g, b, eps, stats, 0, out)
     if not return_stats:
         return y
     if x.size == 0:
@@ -921,7 +921,7 @@ def layer_norm(x, gamma=None, beta=None, *, axis=-1, eps=1e-5, out=None, return_
     b = element_param("beta", beta, lay, compute, 0.0)
     flag = _check_flag("return_stats", return_stats)
     stats = _affine_stats_table(lay)
-    y = _forward(x, compute, lay, g, b, eps, stats, 0, out)
+    y = forward_with_layout(x, compute, lay, g, b, eps, stats, 0, out)
     if not flag:
         return y
     if x.size == 0:
@@ -1020,7 +1020,7 @@ def layer_norm_with_stats(x, mean, invstd, gamma=None, beta=None, *, axis=-1, ou
     m, s = _check_stats(mean, invstd, lay.stats_shape, what)
     stats = _affine_stats_table(lay)
     K.fill_given_stats(stats, float(lay.L), m, s, 1)
-    return _forward(x, compute, lay, g, b, 0.0, stats, 3, out)
+    return forward_with_layout(x, compute, lay, g, b, 0.0, stats, 3, out)
 
 
 # --------------------------------------------------------------------------
@@ -1089,7 +1089,7 @@ def normalize_with_stats(
     g = channel_param("gamma", gamma, lay.C, compute, 1.0, lay.G)
     b = channel_param("beta", beta, lay.C, compute, 0.0, lay.G)
     stats = _given_stats(lay, mean=mean, invstd=invstd)
-    return _forward(x, compute, lay, g, b, 0.0, stats, 3, out)
+    return forward_with_layout(x, compute, lay, g, b, 0.0, stats, 3, out)
 
 
 def backward_with_sums(

@@ -3,11 +3,11 @@
 A service that normalizes inputs of one shape again and again pays, on a
 small input, more for checking and planning each call than for the kernel
 itself.  :func:`prepare` does that work once, as an FFT library's plan does;
-the object it returns checks only what can change between calls (is this
-the shape and dtype it was made for?) and runs the kernel.  Anything else
-goes through :func:`fastnorm.group_norm` unchanged, with its full checks and
-its errors, so a prepared call never returns what the plain function would
-not.
+the object it returns checks that x has the shape and dtype it was made
+for, then runs the function's own forward on the stored layout.  Any other x
+goes through :func:`fastnorm.instance_norm` or :func:`fastnorm.group_norm`
+unchanged, with its full checks and its errors, so a prepared call never
+returns what the plain function would not.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import numpy as np
 
 from . import functional as F
-from . import runtime
 
 
 class PreparedNorm:
@@ -27,7 +26,7 @@ class PreparedNorm:
     same arguments.  A plan holds no per-call state: threads may share one.
     """
 
-    __slots__ = ("_lay", "_ones", "_pair", "_zeros", "axis", "dtype", "eps", "num_groups", "shape")
+    __slots__ = ("_lay", "axis", "dtype", "eps", "num_groups", "shape")
     # num_groups is None for instance norm (fallbacks then call instance_norm,
     # whose errors speak of channels, not groups).
 
@@ -58,32 +57,12 @@ class PreparedNorm:
         self.num_groups = groups
         self.eps = F.check_eps(eps)
         self._lay = lay
-        self._pair = lay.kernels["forward"]
-        self._ones = np.ones(lay.C, self.dtype)
-        self._zeros = np.zeros(lay.C, self.dtype)
 
     def __repr__(self) -> str:
         return (
             f"PreparedNorm(shape={self.shape}, dtype={self.dtype.name}, axis={self.axis}, "
             f"num_groups={self.num_groups}, eps={self.eps})"
         )
-
-    def _param(self, value, default):
-        """value when the kernels can take it as it is, else None."""
-        if value is None:
-            return default
-        if (
-            type(value) is np.ndarray
-            and value.dtype is self.dtype
-            and value.flags.c_contiguous
-            and value.flags.writeable
-        ):
-            if value.shape == default.shape:
-                return value
-            lay = self._lay
-            if lay.G != lay.C and value.shape == (lay.G,):  # MXNet 1.x: one per group
-                return np.repeat(value, lay.Cg)
-        return None
 
     def __call__(self, x, gamma=None, beta=None, *, out=None):
         """Normalize x (of the planned shape and dtype).
@@ -112,44 +91,18 @@ class PreparedNorm:
         return F.group_norm(x, self.num_groups, gamma, beta, axis=self.axis, eps=self.eps, out=out)
 
     def run(self, x, gamma, beta, out):
-        """The planned call, or None when x, gamma, beta or out need the checked path."""
-        lay = self._lay
-        g = self._param(gamma, self._ones)
-        b = self._param(beta, self._zeros)
-        if (
-            type(x) is not np.ndarray
-            or x.shape != self.shape
-            or x.dtype is not self.dtype
-            or not x.flags.c_contiguous
-            or g is None
-            or b is None
-            or lay.size == 0
-            or not (out is None or out is x or _plain_out(out, x))
-        ):
+        """The planned call, or None when x is not of the planned shape and dtype.
+
+        Everything after the shape -- parameters, ``out``, non-contiguous x --
+        goes through the same helpers as :func:`fastnorm.group_norm`, so the
+        results and errors are that function's.
+        """
+        if type(x) is not np.ndarray or x.shape != self.shape or x.dtype is not self.dtype:
             return None
-        xf = x.ravel()
-        xf.setflags(write=False)  # kernels take read-only inputs: one specialization
-        y = np.empty(self.shape, self.dtype) if out is None else out
-        stats = F.new_stats(lay)
-        serial, parallel = self._pair
-        args = (xf, y.ravel(), *lay.dims, g, b, self.eps, stats, 0)
-        if lay.serial:
-            serial(*args)
-        else:
-            runtime.call_parallel(parallel, serial, *args)
-        return y
-
-
-def _plain_out(out, x) -> bool:
-    """Whether out is a C-contiguous array like x that shares no memory with it."""
-    return (
-        type(out) is np.ndarray
-        and out.shape == x.shape
-        and out.dtype is x.dtype
-        and out.flags.c_contiguous
-        and out.flags.writeable
-        and not np.may_share_memory(out, x)
-    )
+        lay = self._lay
+        g = F.channel_param("gamma", gamma, lay.C, self.dtype, 1.0, lay.G)
+        b = F.channel_param("beta", beta, lay.C, self.dtype, 0.0, lay.G)
+        return F.forward_with_layout(x, self.dtype, lay, g, b, self.eps, F.new_stats(lay), 0, out)
 
 
 def prepare(shape, dtype=np.float32, *, axis=1, num_groups=None, eps=1e-5) -> PreparedNorm:

@@ -442,7 +442,7 @@ class NormBlock:
         raise NotImplementedError
 
     def _make_plan(self, x):
-        """A :class:`fastnorm.PreparedNorm` for inputs like x, or None (no plan)."""
+        """A :class:`fastnorm.PreparedNorm` for float32/float64 inputs like x, or None."""
         return None
 
     def _repr_suffix(self) -> str:
@@ -667,7 +667,9 @@ class NormBlock:
             if key not in self._plans:
                 if len(self._plans) >= _PLANS_MAX:
                     self._plans.clear()
-                self._plans[key] = self._make_plan(x)
+                # float16 computes in float32: no plan, the checked path casts.
+                plan = self._make_plan(x) if x.dtype in (np.float32, np.float64) else None
+                self._plans[key] = plan
             return y
         self._saved = None
         # Writing y over x would destroy the input the backward needs.
