@@ -149,8 +149,9 @@ def _range_grad_sums(dyf, xf, base, K, r0, r1, colmean, sdy, sdyxc):
     a = np.zeros(K)
     b = np.zeros(K)
     _accumulate_grad_sums(g2, x2, colmean.copy(), a, b)
-    sdy[:] = a
-    sdyxc[:] = b
+    for k in range(K):  # not sdy[:] = a: see rows._tiny_grad_sums
+        sdy[k] = a[k]
+        sdyxc[k] = b[k]
 
 
 @njit(**KERNEL_OPTIONS)

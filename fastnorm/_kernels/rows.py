@@ -462,18 +462,20 @@ def _tiny_grad_sums(dys, xs, s0, stats):
             b[i] = (
                 (g0 * (xv[4 * i] - m) + g1 * (xv[4 * i + 1] - m)) + g2 * (xv[4 * i + 2] - m)
             ) + g3 * (xv[4 * i + 3] - m)
-        stats[SUM_DY, s0 : s0 + n] = a
-        stats[SUM_DYXC, s0 : s0 + n] = b
-        return
-    for j in range(L):
-        gcol = dys[:, j]
-        col = xs[:, j]
-        for i in range(n):
-            g = gcol[i]
-            a[i] += g
-            b[i] += g * (col[i] - mean[i])
-    stats[SUM_DY, s0 : s0 + n] = a
-    stats[SUM_DYXC, s0 : s0 + n] = b
+    else:
+        for j in range(L):
+            gcol = dys[:, j]
+            col = xs[:, j]
+            for i in range(n):
+                g = gcol[i]
+                a[i] += g
+                b[i] += g * (col[i] - mean[i])
+    # Element loops, not slice assignment: an array-to-array assignment
+    # compiles NumPy's shape-mismatch error message (string formatting),
+    # which added 3 s to the cold compile of every kernel linking this one.
+    for i in range(n):
+        stats[SUM_DY, s0 + i] = a[i]
+        stats[SUM_DYXC, s0 + i] = b[i]
 
 
 # The group loops write their rows inline: a call per 64-element row cost
