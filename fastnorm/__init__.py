@@ -16,8 +16,9 @@ from .functional import (
     layer_norm_stats,
 )
 from .layers import GroupNorm, InstanceNorm, LayerNorm, Parameter
+from .precompile import warmup
 from .prepared import PreparedNorm, prepare
-from .runtime import get_num_threads, set_num_threads, threading_layer, warmup
+from .runtime import get_num_threads, set_num_threads, threading_layer
 
 __all__ = [
     "GroupNorm",

@@ -1,4 +1,4 @@
-"""Process-wide runtime concerns: threading layer, thread count, fork, cache, warmup.
+"""Process-wide runtime concerns: threading layer, thread count, fork, cache.
 
 Every parallel kernel launch in fastnorm goes through :func:`call_parallel`,
 which makes the launch safe and efficient inside a multi-threaded service:
@@ -40,7 +40,6 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
     "threading_layer",
-    "warmup",
 ]
 
 # --------------------------------------------------------------------------
@@ -442,112 +441,3 @@ def cache_dir() -> str | None:
 
     cache = rows.rows_forward._cache
     return getattr(cache, "cache_path", None)
-
-
-# --------------------------------------------------------------------------
-# warmup
-
-#: Layout names accepted by warmup() and the channel axis each means.
-_LAYOUTS = {
-    "channels_first": 1,
-    "NCL": 1,
-    "NCHW": 1,
-    "NCDHW": 1,
-    "channels_last": -1,
-    "NLC": -1,
-    "NHWC": -1,
-    "NDHWC": -1,
-}
-
-
-#: Operations accepted by warmup(); group norm runs on instance norm's kernels.
-_OPS = ("instance_norm", "group_norm", "layer_norm")
-
-
-def warmup(
-    dtypes=("float32",),
-    layouts=("NCHW", "NHWC"),
-    *,
-    backward: bool = True,
-    stats: bool = True,
-    readonly: bool = False,
-    ops=("instance_norm",),
-) -> float:
-    """Compile (or load from the cache) every kernel a service will call.
-
-    Calls the public functions on a tiny input (serial kernels) and on one
-    large enough for the parallel kernels, for each dtype and layout, so the
-    first request does not pay for compilation.
-
-    Parameters
-    ----------
-    dtypes : sequence of dtype-like, default ('float32',)
-        Input dtypes the service uses; float16 warms the float32 kernels.
-    layouts : sequence of str, default ('NCHW', 'NHWC')
-        'NCHW'/'NCL'/'NCDHW'/'channels_first' (channel axis 1, row kernels)
-        and 'NHWC'/'NLC'/'NDHWC'/'channels_last' (axis -1, column kernels).
-        For layer norm, channels-first means normalizing axis 1 of a 4-D
-        input (ConvNeXt) and channels-last the trailing axis.
-    backward : bool, default True
-        Also warm the backward functions (training only).
-    stats : bool, default True
-        Also warm the ``*_stats`` functions.
-    readonly : bool, default False
-        Also warm the variants for read-only inputs (e.g. arrays made by
-        ``np.frombuffer`` on bytes), which Numba compiles separately.
-    ops : sequence of str, default ('instance_norm',)
-        'instance_norm', 'group_norm' (the same kernels as instance norm)
-        and 'layer_norm' (kernels of its own).
-
-    Returns
-    -------
-    float
-        Seconds spent.
-    """
-    import time
-
-    import numpy as np
-
-    from . import functional as F
-
-    start = time.perf_counter()
-    axes = []
-    for layout in layouts:
-        if layout not in _LAYOUTS:
-            raise ValueError(f"unknown layout {layout!r}; expected one of {sorted(_LAYOUTS)}")
-        if _LAYOUTS[layout] not in axes:
-            axes.append(_LAYOUTS[layout])
-    ops = (ops,) if isinstance(ops, str) else tuple(ops)
-    for op in ops:
-        if op not in _OPS:
-            raise ValueError(f"unknown op {op!r} in ops; expected some of {_OPS}")
-    calls = []
-    if "instance_norm" in ops or "group_norm" in ops:
-        calls.append((F.instance_norm, F.instance_norm_stats, F.instance_norm_backward))
-    if "layer_norm" in ops:
-        calls.append((F.layer_norm, F.layer_norm_stats, F.layer_norm_backward))
-    big = F.SERIAL_MAX_ELEMENTS * 2
-    # Children forked after GNU OpenMP was loaded run serial kernels only.
-    for forward, statistics, gradients in calls:
-        for dtype in dtypes:
-            dt = np.dtype(dtype)
-            for axis in axes:
-                # (1, 2, 4, 4) and a (2, 4, 64, big/512) input of > SERIAL_MAX_ELEMENTS
-                for shape in ((1, 2, 4, 4), (2, 4, 64, big // 512)):
-                    if axis == -1:
-                        shape = (shape[0], *shape[2:], shape[1])
-                    x = np.random.default_rng(0).standard_normal(shape).astype(dt)
-                    inputs = [x]
-                    if readonly:
-                        ro = x.copy()
-                        ro.flags.writeable = False
-                        inputs.append(ro)
-                    for arr in inputs:
-                        forward(arr, axis=axis)
-                        if stats:
-                            mean, invstd = statistics(arr, axis=axis)
-                        if backward:
-                            gradients(arr, arr, axis=axis)
-                        if backward and stats:
-                            gradients(arr, arr, axis=axis, mean=mean, invstd=invstd)
-    return time.perf_counter() - start

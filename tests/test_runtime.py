@@ -139,33 +139,6 @@ def test_serial_twin_matches_parallel_kernel(rng, shape, axis, op):
         np.testing.assert_array_equal(results[0][1], results[1][1])
 
 
-def test_warmup_rejects_unknown_layout():
-    with pytest.raises(ValueError, match="layout"):
-        fastnorm.warmup(layouts=("NWHC",))
-
-
-def test_warmup_runs():
-    assert fastnorm.warmup(dtypes=("float32",), layouts=("NCHW",), backward=False) >= 0
-
-
-def test_warmup_rejects_unknown_op():
-    with pytest.raises(ValueError, match="batch_norm"):
-        fastnorm.warmup(ops=("batch_norm",))
-
-
-def test_warmup_layer_norm_loads_its_kernels():
-    from fastnorm._kernels import affine
-
-    fastnorm.warmup(dtypes=("float32",), layouts=("NCHW", "NHWC"), ops="layer_norm")
-    for kernel in (
-        affine.affine_rows_forward,
-        affine.affine_rows_backward_serial,
-        affine.affine_columns_forward,
-        affine.affine_columns_backward_serial,
-    ):
-        assert kernel.signatures, kernel
-
-
 def _rss():
     psutil = pytest.importorskip("psutil")
     gc.collect()

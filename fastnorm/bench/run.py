@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
 import statistics
-import subprocess
 import sys
 
 import numpy as np
@@ -312,7 +310,7 @@ def compile_ahead(cases, processes: int = 2) -> list[list[tuple[str, str]]]:
     list of list of (dtype, family)
         The kernel sets of each worker process (empty when nothing ran).
     """
-    from fastnorm import runtime
+    from fastnorm import precompile, runtime
 
     processes = min(processes, os.cpu_count() or 1)
     if runtime.cache_dir() is None or processes < 2:
@@ -320,28 +318,10 @@ def compile_ahead(cases, processes: int = 2) -> list[list[tuple[str, str]]]:
     sets: dict = {}
     for case in cases:
         sets.setdefault(kernel_set(case), []).append(case_spec(case))
-    groups: list[list] = [[] for _ in range(min(processes, len(sets)))]
-    loads = [0] * len(groups)
-    for key in sorted(sets, key=lambda k: -_COMPILE_COST[k[1]]):  # largest to least loaded
-        i = loads.index(min(loads))
-        groups[i].append(key)
-        loads[i] += _COMPILE_COST[key[1]]
-    workers = []
-    code = "import json, sys; from fastnorm.bench.run import warm; warm(json.loads(sys.argv[1]))"
-    for group in groups:
-        specs = [spec for key in group for spec in sets[key]]
-        try:
-            workers.append(
-                subprocess.Popen(
-                    [sys.executable, "-c", code, json.dumps(specs)],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
-        except OSError:  # no interpreter to start: compile in this process later
-            break
-    for worker in workers:
-        worker.wait()
+    groups = precompile.balanced_groups(sets, lambda key: _COMPILE_COST[key[1]], processes)
+    payloads = [[spec for key in group for spec in sets[key]] for group in groups]
+    workers = precompile.start_workers("fastnorm.bench.run:warm", payloads)
+    precompile.wait_workers(workers)
     return groups if len(workers) == len(groups) else []
 
 
