@@ -33,6 +33,7 @@ from .common import (
     REDUCE_FLAGS,
     affine_backward_coefficients,
     affine_backward_value,
+    as_index,
     standardize_coefficients,
     standardized_affine,
 )
@@ -102,7 +103,7 @@ def _row_forward(xf, yf, s, L, gamma, beta, eps, stats, given, coef):
     lo = s * L
     if given == 0:
         per_row = (L + BLOCK - 1) // BLOCK
-        count, mean, m2 = _range_moments(xf, lo, L, L, per_row, 0, per_row)
+        count, mean, m2 = _range_moments(xf, lo, L, L, per_row, as_index(0), per_row)
         set_moments(stats, s, 1, count, mean, m2, eps)
     standardize_coefficients(stats[MEAN, s], stats[INVSTD, s], coef, s)
     _affine_span(xf[lo : lo + L], yf[lo : lo + L], gamma, beta, coef[s, 0], coef[s, 1], coef[s, 2])
@@ -113,7 +114,7 @@ def _row_backward(dyf, xf, dxf, s, L, gamma, eps, stats, given, coef, dgamma, db
     lo = s * L
     if given == 0:
         per_row = (L + BLOCK - 1) // BLOCK
-        count, mean, m2 = _range_moments(xf, lo, L, L, per_row, 0, per_row)
+        count, mean, m2 = _range_moments(xf, lo, L, L, per_row, as_index(0), per_row)
         set_moments(stats, s, 1, count, mean, m2, eps)
     mean = stats[MEAN, s]
     invstd = stats[INVSTD, s]
@@ -171,7 +172,8 @@ def _affine_rows_forward_body(xf, yf, S, L, gamma, beta, eps, stats, given):
                 _row_forward(xf, yf, s, L, gamma, beta, eps, stats, given, coef)
         return
     if given == 0:
-        _rows_moments_body(xf, S, 1, 1, 1, L, eps, stats)
+        one = as_index(1)  # not the literal 1: see as_index
+        _rows_moments_body(xf, S, one, one, one, L, eps, stats)
     for s in range(S):
         standardize_coefficients(stats[MEAN, s], stats[INVSTD, s], coef, s)
     parts = (L + PART - 1) // PART
@@ -245,7 +247,8 @@ def _affine_rows_backward_body(dyf, xf, dxf, S, L, gamma, eps, stats, given, dga
     # Long rows: statistics and sums by parts merged in order, then dx by
     # column ranges, each task owning its range of dgamma/dbeta over all rows.
     if given == 0:
-        _rows_moments_body(xf, S, 1, 1, 1, L, eps, stats)
+        one = as_index(1)  # not the literal 1: see as_index
+        _rows_moments_body(xf, S, one, one, one, L, eps, stats)
     parts = (L + PART - 1) // PART
     partial = np.empty((S * parts, 2))
     for t in prange(S * parts):
@@ -372,7 +375,8 @@ def _column_chunk(t, chunks, B):
 def _affine_columns_forward_body(xf, yf, A, L, B, gamma, beta, eps, stats, given):
     S = A * B
     if given == 0:
-        _columns_moments_body(xf, A, L, B, 1, 1, B, eps, stats)
+        one = as_index(1)  # not the literal 1: see as_index
+        _columns_moments_body(xf, A, L, B, one, one, B, eps, stats)
     coef = np.empty((S, 3), dtype=yf.dtype)
     for s in range(S):
         standardize_coefficients(stats[MEAN, s], stats[INVSTD, s], coef, s)
@@ -428,7 +432,8 @@ def _chunk_backward(dyf, xf, dxf, a, k0, k1, L, B, gamma, stats, row_sums):
 @njit(inline="always", **KERNEL_OPTIONS)
 def _affine_columns_backward_body(dyf, xf, dxf, A, L, B, gamma, eps, stats, given, dgamma, dbeta):
     if given == 0:
-        _columns_moments_body(xf, A, L, B, 1, 1, B, eps, stats)
+        one = as_index(1)  # not the literal 1: see as_index
+        _columns_moments_body(xf, A, L, B, one, one, B, eps, stats)
     chunks = (B + COLUMN_CHUNK - 1) // COLUMN_CHUNK
     T = A * chunks
     row_sums = np.empty((T, 2, L))

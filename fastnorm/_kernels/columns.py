@@ -34,6 +34,7 @@ from .common import (
     PART,
     REDUCE_FLAGS,
     WAVE,
+    as_index,
     backward_value,
     chan_merge,
     normalized,
@@ -245,7 +246,7 @@ def _wave_moments(xf, n0, n1, P, C, Q, M, G, eps, stats):
                 mean[k] += d * f
                 m2[k] += m2s[t, k] + d * (d * w)
             count = total
-        _merge_channel_moments(n0 + i, C, Q, M, C // G, count, mean, m2, eps, stats)
+        _merge_channel_moments(as_index(n0 + i), C, Q, M, C // G, count, mean, m2, eps, stats)
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -322,13 +323,13 @@ def _forward_sample(n, xf, yf, P, C, Q, M, G, gamma, beta, eps, stats, given, co
     if given == 0:
         mean = np.empty(K)
         m2 = np.empty(K)
-        count = _range_moments(xf, base, K, 0, P, block_rows, mean, m2)
+        count = _range_moments(xf, base, K, as_index(0), P, block_rows, mean, m2)
         _merge_channel_moments(n, C, Q, M, C // G, count, mean, m2, eps, stats)
     mean_hi = np.empty(K, dtype=yf.dtype)
     scale = np.empty(K, dtype=yf.dtype)
     shift = np.empty(K, dtype=yf.dtype)
     _expand_forward(n, C, Q, M, C // G, gamma, beta, stats, coef, mean_hi, scale, shift)
-    _range_normalize(xf, yf, base, K, 0, P, mean_hi, scale, shift)
+    _range_normalize(xf, yf, base, K, as_index(0), P, mean_hi, scale, shift)
 
 
 @njit(**KERNEL_OPTIONS)
@@ -340,18 +341,18 @@ def _backward_sample(n, dyf, xf, dxf, P, C, Q, M, G, gamma, eps, stats, given, c
     if given == 0:
         mean = np.empty(K)
         m2 = np.empty(K)
-        count = _range_moments(xf, base, K, 0, P, block_rows, mean, m2)
+        count = _range_moments(xf, base, K, as_index(0), P, block_rows, mean, m2)
         _merge_channel_moments(n, C, Q, M, C // G, count, mean, m2, eps, stats)
     if given < 5:
         colmean = np.empty(K)
         _column_means(n, C, Q, M, stats, colmean)
         sdy = np.empty((1, K))
         sdyxc = np.empty((1, K))
-        _range_grad_sums(dyf, xf, base, K, 0, P, colmean, sdy[0], sdyxc[0])
+        _range_grad_sums(dyf, xf, base, K, as_index(0), P, colmean, sdy[0], sdyxc[0])
         _merge_channel_sums(n, C, Q, M, sdy, sdyxc, stats)
     cols = np.empty((5, K), dtype=dxf.dtype)
     _expand_backward(n, C, Q, M, C // G, gamma, stats, coef, cols)
-    _range_backward(dyf, xf, dxf, base, K, 0, P, cols)
+    _range_backward(dyf, xf, dxf, base, K, as_index(0), P, cols)
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -362,7 +363,9 @@ def _columns_forward_body(xf, yf, N, P, C, Q, M, G, gamma, beta, eps, stats, giv
     _, part_rows, parts = columns_plan(P, K)
     if parts == 1:
         for n in prange(N):
-            _forward_sample(n, xf, yf, P, C, Q, M, G, gamma, beta, eps, stats, given, coef)
+            _forward_sample(
+                as_index(n), xf, yf, P, C, Q, M, G, gamma, beta, eps, stats, given, coef
+            )
         return
     wave = _wave_size(P, K)
     cols = np.empty((wave, 3, K), dtype=yf.dtype)
@@ -431,7 +434,9 @@ def _columns_backward_body(dyf, xf, dxf, N, P, C, Q, M, G, gamma, eps, stats, gi
     _, part_rows, parts = columns_plan(P, K)
     if parts == 1:
         for n in prange(N):
-            _backward_sample(n, dyf, xf, dxf, P, C, Q, M, G, gamma, eps, stats, given, coef)
+            _backward_sample(
+                as_index(n), dyf, xf, dxf, P, C, Q, M, G, gamma, eps, stats, given, coef
+            )
         return
     wave = _wave_size(P, K)
     cols = np.empty((wave, 5, K), dtype=dxf.dtype)
@@ -456,12 +461,13 @@ def _columns_backward_body(dyf, xf, dxf, N, P, C, Q, M, G, gamma, eps, stats, gi
 def _columns_grad_sums_body(dyf, xf, N, P, C, Q, M, G, stats):
     """Fill columns (sum_dy, sum_dy_xc) of ``stats`` from its mean column."""
     K = M * C * Q
-    for n in prange(N):
+    for t in prange(N):
+        n = as_index(t)
         colmean = np.empty(K)
         _column_means(n, C, Q, M, stats, colmean)
         sdy = np.empty((1, K))
         sdyxc = np.empty((1, K))
-        _range_grad_sums(dyf, xf, n * P * K, K, 0, P, colmean, sdy[0], sdyxc[0])
+        _range_grad_sums(dyf, xf, n * P * K, K, as_index(0), P, colmean, sdy[0], sdyxc[0])
         _merge_channel_sums(n, C, Q, M, sdy, sdyxc, stats)
 
 

@@ -36,6 +36,18 @@ ELEMENTWISE_FLAGS = {"contract", "nsz"}
 KERNEL_OPTIONS = {"nogil": True, "cache": True, "error_model": "numpy"}
 
 
+@njit(inline="always", **KERNEL_OPTIONS)
+def as_index(i):
+    """``i`` as a plain int64, for an index passed to a compiled helper.
+
+    Numba compiles a helper once per argument type, and a literal constant
+    (``0``) or a ``prange`` index (uint64 in a parallel kernel, int64 in its
+    serial twin) is a type of its own: most helpers of the row and column
+    families were compiled twice, a sixth of their cold compile.
+    """
+    return np.int64(i)
+
+
 @njit(fastmath=REDUCE_FLAGS, **KERNEL_OPTIONS)
 def block_moments(w):
     """Mean and M2 of a non-empty contiguous block, in one float64 sweep.

@@ -29,6 +29,7 @@ from .common import (
     ELEMENTWISE_FLAGS,
     KERNEL_OPTIONS,
     PART,
+    as_index,
     backward_span,
     backward_value,
     block_grad_sums,
@@ -187,7 +188,18 @@ def _slice_grad_sums(dyf, xf, s, P, G, Cg, Q, per_row, stats):
     sdyxc[:] = 0.0
     mean = stats[MEAN, c0]
     _range_grad_sums(
-        dyf, xf, _slice_base(s, P, G, L), G * L, L, Q, per_row, 0, P * per_row, mean, sdy, sdyxc
+        dyf,
+        xf,
+        _slice_base(s, P, G, L),
+        G * L,
+        L,
+        Q,
+        per_row,
+        as_index(0),
+        P * per_row,
+        mean,
+        sdy,
+        sdyxc,
     )
 
 
@@ -199,10 +211,10 @@ def _forward_slice(s, xf, yf, P, G, Cg, Q, per_row, gamma, beta, eps, stats, giv
     nblocks = P * per_row
     c0 = s * Cg
     if given == 0:
-        count, mean, m2 = _range_moments(xf, base, G * L, L, per_row, 0, nblocks)
+        count, mean, m2 = _range_moments(xf, base, G * L, L, per_row, as_index(0), nblocks)
         set_moments(stats, c0, Cg, count, mean, m2, eps)
     slice_forward_coefficients(stats, c0, Cg, gamma, beta, c0 - (s // G) * G * Cg, coef)
-    _range_normalize(xf, yf, base, G * L, L, Q, per_row, 0, nblocks, coef, c0)
+    _range_normalize(xf, yf, base, G * L, L, Q, per_row, as_index(0), nblocks, coef, c0)
 
 
 @njit(**KERNEL_OPTIONS)
@@ -213,12 +225,12 @@ def _backward_slice(s, dyf, xf, dxf, P, G, Cg, Q, per_row, gamma, eps, stats, gi
     nblocks = P * per_row
     c0 = s * Cg
     if given == 0:
-        count, mean, m2 = _range_moments(xf, base, G * L, L, per_row, 0, nblocks)
+        count, mean, m2 = _range_moments(xf, base, G * L, L, per_row, as_index(0), nblocks)
         set_moments(stats, c0, Cg, count, mean, m2, eps)
     if given < 5:
         _slice_grad_sums(dyf, xf, s, P, G, Cg, Q, per_row, stats)
     slice_backward_coefficients(stats, c0, Cg, gamma, c0 - (s // G) * G * Cg, coef)
-    _range_backward(dyf, xf, dxf, base, G * L, L, Q, per_row, 0, nblocks, coef, c0)
+    _range_backward(dyf, xf, dxf, base, G * L, L, Q, per_row, as_index(0), nblocks, coef, c0)
 
 
 # --------------------------------------------------------------------------
@@ -649,7 +661,9 @@ def _rows_forward_body(xf, yf, N, P, G, Cg, Q, gamma, beta, eps, stats, given):
     per_row, per_part, parts = rows_plan(P, L)
     if parts == 1:
         for s in prange(S):
-            _forward_slice(s, xf, yf, P, G, Cg, Q, per_row, gamma, beta, eps, stats, given, coef)
+            _forward_slice(
+                as_index(s), xf, yf, P, G, Cg, Q, per_row, gamma, beta, eps, stats, given, coef
+            )
         return
     if given == 0:
         _rows_moments_body(xf, N, P, G, Cg, Q, eps, stats)
@@ -692,7 +706,9 @@ def _rows_backward_body(dyf, xf, dxf, N, P, G, Cg, Q, gamma, eps, stats, given):
     per_row, per_part, parts = rows_plan(P, L)
     if parts == 1:
         for s in prange(S):
-            _backward_slice(s, dyf, xf, dxf, P, G, Cg, Q, per_row, gamma, eps, stats, given, coef)
+            _backward_slice(
+                as_index(s), dyf, xf, dxf, P, G, Cg, Q, per_row, gamma, eps, stats, given, coef
+            )
         return
     if given == 0:
         _rows_moments_body(xf, N, P, G, Cg, Q, eps, stats)
@@ -745,7 +761,7 @@ def _rows_grad_sums_body(dyf, xf, N, P, G, Cg, Q, stats):
         return
     per_row, _, _ = rows_plan(P, L)
     for s in prange(S):
-        _slice_grad_sums(dyf, xf, s, P, G, Cg, Q, per_row, stats)
+        _slice_grad_sums(dyf, xf, as_index(s), P, G, Cg, Q, per_row, stats)
 
 
 # --------------------------------------------------------------------------
