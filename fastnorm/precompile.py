@@ -83,7 +83,7 @@ def start_workers(entry: str, payloads) -> list:
     module, function = entry.split(":")
     code = f"import json, sys; from {module} import {function}; {function}(json.loads(sys.argv[1]))"
     workers = []
-    if not sys.executable:
+    if not _is_python(sys.executable):
         return workers
     for payload in payloads:
         try:
@@ -97,6 +97,14 @@ def start_workers(entry: str, payloads) -> list:
         except OSError:
             break
     return workers
+
+
+def _is_python(executable: str) -> bool:
+    """Whether ``executable`` is a Python interpreter: embedded in a server
+    (uWSGI, mod_wsgi) ``sys.executable`` may be the server's own binary,
+    which must not be started with ``-c``."""
+    name = os.path.basename(executable or "").lower()
+    return name.startswith(("python", "pypy"))
 
 
 def wait_workers(workers) -> bool:

@@ -137,6 +137,14 @@ def test_workers_run_the_entry_on_their_payload(tmp_path):
     assert not precompile.wait_workers(precompile.start_workers("os:makedirs", made[:1]))
 
 
+def test_workers_need_a_python_interpreter(monkeypatch):
+    assert precompile._is_python("/usr/bin/python3.11") and precompile._is_python("pypy3")
+    for server in ("/usr/bin/uwsgi", "", None):
+        monkeypatch.setattr(sys, "executable", server)
+        assert precompile.start_workers("os:makedirs", ["never"]) == []
+    assert not os.path.exists("never")
+
+
 @pytest.mark.slow
 def test_warmup_with_a_worker_fills_an_empty_cache(tmp_path):
     """End to end in a fresh process and cache: one unit compiled by a worker,
