@@ -233,8 +233,10 @@ def warmup(
     units = _units(dtypes, layouts, ops, backward, stats, readonly)
     if processes is None:
         processes = os.cpu_count() or 1
-    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
-        raise ValueError(f"processes must be a positive int or None, got {processes!r}")
+    if isinstance(processes, bool) or not isinstance(processes, int):
+        raise TypeError(f"processes must be an int or None, got {processes!r}")
+    if processes < 1:
+        raise ValueError(f"processes must be at least 1, got {processes}")
     if processes > 1 and runtime.cache_dir() is not None:
         # Units of one kernel family share most helpers: split by family
         # when there are enough families, by unit otherwise.

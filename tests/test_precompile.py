@@ -28,9 +28,12 @@ def test_warmup_rejects_unknown_op():
         fastnorm.warmup(ops=("batch_norm",))
 
 
-@pytest.mark.parametrize("processes", [0, -1, 1.5, True, "2"])
-def test_warmup_rejects_bad_processes(processes):
-    with pytest.raises(ValueError, match="processes"):
+@pytest.mark.parametrize(
+    "processes, error",
+    [(0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError), ("2", TypeError)],
+)
+def test_warmup_rejects_bad_processes(processes, error):
+    with pytest.raises(error, match="processes"):
         fastnorm.warmup(processes=processes)
 
 
