@@ -29,6 +29,7 @@ from .common import (
     ELEMENTWISE_FLAGS,
     KERNEL_OPTIONS,
     PART,
+    REDUCE_FLAGS,
     as_index,
     backward_span,
     backward_value,
@@ -276,6 +277,9 @@ def _group_grad_sums(dy2, x2, s0, s1, Cg, Q, stats):
     if _tiny(Cg, x2.shape[1]):
         _tiny_grad_sums(dy2[s0:s1], x2[s0:s1], s0, stats)
         return
+    if Cg == 1:
+        _channel_grad_sums(dy2, x2, s0, s1, stats)
+        return
     dy3 = dy2.reshape(x2.shape[0], Cg, Q)
     x3 = x2.reshape(x2.shape[0], Cg, Q)
     for s in range(s0, s1):
@@ -367,6 +371,26 @@ def _channel_moments(x2, s0, s1, eps, stats):
     for i in range(n):
         mean[i], m2[i] = block_moments(x2[s0 + i])
     _store_moments(stats, s0, float(x2.shape[1]), mean, m2, eps)
+
+
+@njit(fastmath=REDUCE_FLAGS, **KERNEL_OPTIONS)
+def _channel_grad_sums(dy2, x2, s0, s1, stats):
+    """Each one-channel slice's sum(dy) and sum(dy * (x - mean)) (the sums of
+    block_grad_sums) for rows [s0, s1), in one call: a call per 64-element
+    slice cost about as much as its sums."""
+    L = x2.shape[1]
+    for c in range(s0, s1):
+        gr = dy2[c]
+        xr = x2[c]
+        mean = stats[MEAN, c]
+        a = 0.0
+        b = 0.0
+        for i in range(L):
+            gi = gr[i]
+            a += gi
+            b += gi * (xr[i] - mean)
+        stats[SUM_DY, c] = a
+        stats[SUM_DYXC, c] = b
 
 
 @njit(**KERNEL_OPTIONS)
@@ -555,10 +579,7 @@ def _group_backward(dy2, x2, dx2, s0, s1, G, Cg, Q, gamma, eps, stats, given, co
         if given == 0:
             _channel_moments(x2, s0, s1, eps, stats)
         if given < 5:
-            for c in range(s0, s1):
-                a, b = block_grad_sums(dy2[c], x2[c], stats[MEAN, c])
-                stats[SUM_DY, c] = a
-                stats[SUM_DYXC, c] = b
+            _channel_grad_sums(dy2, x2, s0, s1, stats)
         _channel_backward_run(stats, s0, n, G, gamma, coef)
         for c in range(s0, s1):
             mean_hi, a, k, mdy_hi, e = coef[c, 0], coef[c, 1], coef[c, 2], coef[c, 3], coef[c, 4]
