@@ -36,23 +36,25 @@ OPS = ("instance_norm", "group_norm", "layer_norm")
 #: The directions a unit warms, in the order they run.
 PARTS = ("forward", "stats", "backward")
 
-#: Relative cold-compile cost of a unit, by (kernels, axis, part): seconds
-#: of float32 compile measured on a 2 vCPU AMD EPYC (the split only needs
-#: the proportions).  'instance' is the row (axis 1) and column (axis -1)
+#: What each unit compiles, by (kernels, axis, part): the module and name of
+#: its parallel kernel (layer norm's statistics run on instance norm's
+#: moments kernels), and its relative cold-compile cost, seconds of float32
+#: compile measured on a 2 vCPU AMD EPYC (the split only needs the
+#: proportions).  'instance' is the row (axis 1) and column (axis -1)
 #: families; 'layer' the affine columns (axis 1) and rows (axis -1).
-_COST = {
-    ("instance", 1, "forward"): 16,
-    ("instance", 1, "stats"): 6,
-    ("instance", 1, "backward"): 23,
-    ("instance", -1, "forward"): 14,
-    ("instance", -1, "stats"): 7,
-    ("instance", -1, "backward"): 22,
-    ("layer", 1, "forward"): 7,
-    ("layer", 1, "stats"): 7,
-    ("layer", 1, "backward"): 11,
-    ("layer", -1, "forward"): 9,
-    ("layer", -1, "stats"): 6,
-    ("layer", -1, "backward"): 14,
+_UNIT_KERNELS = {
+    ("instance", 1, "forward"): ("rows", "rows_forward", 16),
+    ("instance", 1, "stats"): ("rows", "rows_moments", 6),
+    ("instance", 1, "backward"): ("rows", "rows_backward", 23),
+    ("instance", -1, "forward"): ("columns", "columns_forward", 14),
+    ("instance", -1, "stats"): ("columns", "columns_moments", 7),
+    ("instance", -1, "backward"): ("columns", "columns_backward", 22),
+    ("layer", 1, "forward"): ("affine", "affine_columns_forward", 7),
+    ("layer", 1, "stats"): ("columns", "columns_moments", 7),
+    ("layer", 1, "backward"): ("affine", "affine_columns_backward", 11),
+    ("layer", -1, "forward"): ("affine", "affine_rows_forward", 9),
+    ("layer", -1, "stats"): ("rows", "rows_moments", 6),
+    ("layer", -1, "backward"): ("affine", "affine_rows_backward", 14),
 }
 
 
@@ -245,13 +247,11 @@ def warmup(
             families.setdefault((unit["kernels"], unit["axis"]), []).append(unit)
         if len(families) >= processes:
             groups = balanced_groups(
-                list(families.values()), lambda us: sum(_COST[_family(u)] for u in us), processes
+                list(families.values()), lambda us: sum(map(_cost, us)), processes
             )
             groups = [[u for us in group for u in us] for group in groups]
         else:
-            groups = balanced_groups(
-                [u for us in families.values() for u in us], lambda u: _COST[_family(u)], processes
-            )
+            groups = balanced_groups([u for us in families.values() for u in us], _cost, processes)
         if len(groups) > 1:
             workers = start_workers("fastnorm.precompile:warm_units", groups[1:])
             warm_units(groups[0])
@@ -260,26 +260,12 @@ def warmup(
     return time.perf_counter() - start
 
 
-#: The parallel kernel each unit compiles, by (kernels, axis, part); the
-#: statistics of layer norm run on the moments kernels of instance norm.
-_KERNEL = {
-    ("instance", 1, "forward"): ("rows", "rows_forward"),
-    ("instance", 1, "stats"): ("rows", "rows_moments"),
-    ("instance", 1, "backward"): ("rows", "rows_backward"),
-    ("instance", -1, "forward"): ("columns", "columns_forward"),
-    ("instance", -1, "stats"): ("columns", "columns_moments"),
-    ("instance", -1, "backward"): ("columns", "columns_backward"),
-    ("layer", 1, "forward"): ("affine", "affine_columns_forward"),
-    ("layer", 1, "stats"): ("columns", "columns_moments"),
-    ("layer", 1, "backward"): ("affine", "affine_columns_backward"),
-    ("layer", -1, "forward"): ("affine", "affine_rows_forward"),
-    ("layer", -1, "stats"): ("rows", "rows_moments"),
-    ("layer", -1, "backward"): ("affine", "affine_rows_backward"),
-}
-
-
 def _family(unit) -> tuple:
     return unit["kernels"], unit["axis"], unit["part"]
+
+
+def _cost(unit) -> int:
+    return _UNIT_KERNELS[_family(unit)][2]
 
 
 def _cold_units(units) -> list[dict]:
@@ -292,7 +278,7 @@ def _cold_units(units) -> list[dict]:
     cold = []
     seen = set()
     for unit in units:
-        module, name = _KERNEL[_family(unit)]
+        module, name, _ = _UNIT_KERNELS[_family(unit)]
         dtype = unit["dtype"] if unit["dtype"] != "float16" else "float32"
         if (module, name, dtype) in seen:
             continue
