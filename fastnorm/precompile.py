@@ -12,11 +12,14 @@ then loads everything the workers compiled from the cache.  The benchmark's
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
 import sys
 import time
+
+import numpy as np
 
 #: Layout names accepted by warmup() and the channel axis each means.
 LAYOUTS = {
@@ -32,9 +35,6 @@ LAYOUTS = {
 
 #: Operations accepted by warmup(); group norm runs on instance norm's kernels.
 OPS = ("instance_norm", "group_norm", "layer_norm")
-
-#: The directions a unit warms, in the order they run.
-PARTS = ("forward", "stats", "backward")
 
 #: What each unit compiles, by (kernels, axis, part): the module and name of
 #: its parallel kernel (layer norm's statistics run on instance norm's
@@ -118,6 +118,7 @@ def wait_workers(workers) -> bool:
 
 
 def _units(dtypes, layouts, ops, backward: bool, stats: bool, readonly: bool) -> list[dict]:
+    """warmup()'s arguments as units (JSON-ready dicts), validated."""
     axes = []
     for layout in layouts:
         if layout not in LAYOUTS:
@@ -133,8 +134,6 @@ def _units(dtypes, layouts, ops, backward: bool, stats: bool, readonly: bool) ->
         kernels.append("instance")
     if "layer_norm" in ops:
         kernels.append("layer")
-    import numpy as np
-
     names = [np.dtype(dtype).name for dtype in dtypes]
     parts = ["forward"] + (["stats"] if stats else []) + (["backward"] if backward else [])
     return [
@@ -149,8 +148,6 @@ def _units(dtypes, layouts, ops, backward: bool, stats: bool, readonly: bool) ->
 def warm_units(units) -> None:
     """Make the calls of each unit: on a small input (serial kernels) and on
     one large enough for the parallel kernels; also a worker's entry point."""
-    import numpy as np
-
     from . import functional as F
 
     functions = {
@@ -271,10 +268,6 @@ def _cost(unit) -> int:
 def _cold_units(units) -> list[dict]:
     """The units whose kernel has no valid on-disk cache entry for its dtype,
     one per kernel and dtype (layer norm's statistics share instance norm's)."""
-    import importlib
-
-    import numpy as np
-
     cold = []
     seen = set()
     for unit in units:
