@@ -98,54 +98,34 @@ def _rows_per_task(L):
 # B == 1: contiguous rows of L
 
 
-@njit(**KERNEL_OPTIONS)
-def _row_forward(xf, yf, s, L, gamma, beta, eps, stats, given, coef):
-    lo = s * L
-    if given == 0:
-        per_row = (L + BLOCK - 1) // BLOCK
-        count, mean, m2 = _range_moments(xf, lo, L, L, per_row, as_index(0), per_row)
-        set_moments(stats, s, 1, count, mean, m2, eps)
-    standardize_coefficients(stats[MEAN, s], stats[INVSTD, s], coef, s)
-    _affine_span(xf[lo : lo + L], yf[lo : lo + L], gamma, beta, coef[s, 0], coef[s, 1], coef[s, 2])
-
-
-@njit(**KERNEL_OPTIONS)
-def _row_backward(dyf, xf, dxf, s, L, gamma, eps, stats, given, coef, dgamma, dbeta):
-    lo = s * L
-    if given == 0:
-        per_row = (L + BLOCK - 1) // BLOCK
-        count, mean, m2 = _range_moments(xf, lo, L, L, per_row, as_index(0), per_row)
-        set_moments(stats, s, 1, count, mean, m2, eps)
-    mean = stats[MEAN, s]
-    invstd = stats[INVSTD, s]
-    a, b = _affine_sums(dyf[lo : lo + L], xf[lo : lo + L], gamma, mean)
-    affine_backward_coefficients(stats[COUNT, s], mean, invstd, a, b, coef, s)
-    _affine_backward_span(
-        dyf[lo : lo + L],
-        xf[lo : lo + L],
-        dxf[lo : lo + L],
-        gamma,
-        coef,
-        s,
-        mean,
-        invstd,
-        dgamma,
-        dbeta,
-    )
-
-
-#: Elements per task of rows of at most BLOCK (one Welford block each): the
-#: statistics of all its rows, then their coefficients, then their outputs,
-#: with the rows still in L2 (128 KiB of float32).  Each row waiting on its
-#: own square root before its output made (4096, 768) 1.2-1.4x slower.
+#: Elements per group of rows (at most PART elements each): the statistics
+#: of all its rows, then their coefficients, then their outputs, with the
+#: rows still in L2 (128 KiB of float32).  Each row waiting on its own
+#: square root before its output made (4096, 768) 1.2-1.4x slower.
 ROW_GROUP = 32768
+
+
+@njit(**KERNEL_OPTIONS)
+def _rows_moments(x2, s0, s1, eps, stats):
+    """Statistics of the rows [s0, s1) of x2: across the rows when each is one
+    Welford block (block_moments gives _range_moments' bits), else by blocks
+    merged in order, row by row."""
+    L = x2.shape[1]
+    if L <= BLOCK:
+        _channel_moments(x2, s0, s1, eps, stats)
+        return
+    per_row = (L + BLOCK - 1) // BLOCK
+    xf = x2.ravel()
+    for s in range(s0, s1):
+        count, mean, m2 = _range_moments(xf, s * L, L, L, per_row, as_index(0), per_row)
+        set_moments(stats, s, 1, count, mean, m2, eps)
 
 
 @njit(**KERNEL_OPTIONS)
 def _rows_group_forward(x2, y2, s0, s1, gamma, beta, eps, stats, given, coef):
     """Forward of the rows [s0, s1) of x2, each step in one loop across them."""
     if given == 0:
-        _channel_moments(x2, s0, s1, eps, stats)
+        _rows_moments(x2, s0, s1, eps, stats)
     for s in range(s0, s1):
         standardize_coefficients(stats[MEAN, s], stats[INVSTD, s], coef, s)
     for s in range(s0, s1):
@@ -155,8 +135,7 @@ def _rows_group_forward(x2, y2, s0, s1, gamma, beta, eps, stats, given, coef):
 @njit(inline="always", **KERNEL_OPTIONS)
 def _affine_rows_forward_body(xf, yf, S, L, gamma, beta, eps, stats, given):
     coef = np.empty((S, 3), dtype=yf.dtype)
-    if L <= BLOCK:
-        # One block per row: block_moments' (mean, M2) are _range_moments'.
+    if L <= PART:
         R = max(1, ROW_GROUP // L)
         x2 = xf.reshape(S, L)
         y2 = yf.reshape(S, L)
@@ -164,12 +143,6 @@ def _affine_rows_forward_body(xf, yf, S, L, gamma, beta, eps, stats, given):
             _rows_group_forward(
                 x2, y2, t * R, min(S, (t + 1) * R), gamma, beta, eps, stats, given, coef
             )
-        return
-    if L <= PART:
-        R = _rows_per_task(L)
-        for t in prange((S + R - 1) // R):
-            for s in range(t * R, min(S, (t + 1) * R)):
-                _row_forward(xf, yf, s, L, gamma, beta, eps, stats, given, coef)
         return
     if given == 0:
         one = as_index(1)  # not the literal 1: see as_index
@@ -198,7 +171,7 @@ def _rows_group_backward(dy2, x2, dx2, s0, s1, gamma, eps, stats, given, coef, d
     """dx of the rows [s0, s1) of x2 and their dgamma/dbeta terms, each step
     in one loop across the rows (as _rows_group_forward)."""
     if given == 0:
-        _channel_moments(x2, s0, s1, eps, stats)
+        _rows_moments(x2, s0, s1, eps, stats)
     for s in range(s0, s1):
         mean = stats[MEAN, s]
         a, b = _affine_sums(dy2[s], x2[s], gamma, mean)
@@ -212,9 +185,9 @@ def _rows_group_backward(dy2, x2, dx2, s0, s1, gamma, eps, stats, given, coef, d
 @njit(inline="always", **KERNEL_OPTIONS)
 def _affine_rows_backward_body(dyf, xf, dxf, S, L, gamma, eps, stats, given, dgamma, dbeta):
     coef = np.empty((S, 5), dtype=dxf.dtype)
-    if L <= BLOCK:
-        # Tasks as for longer rows below (so dgamma/dbeta add the same
-        # partials), each in groups of rows that stay in L2.
+    if L <= PART:
+        # Tasks of _rows_per_task rows (dgamma/dbeta add one partial per
+        # task, a fixed order), each in groups of rows that stay in L2.
         R = _rows_per_task(L)
         T = (S + R - 1) // R
         dg = np.zeros((T, L))
@@ -230,17 +203,6 @@ def _affine_rows_backward_body(dyf, xf, dxf, S, L, gamma, eps, stats, given, dga
                 _rows_group_backward(
                     dy2, x2, dx2, s0, s1, gamma, eps, stats, given, coef, dg[t], db[t]
                 )
-        _add_partials(dg, dgamma)
-        _add_partials(db, dbeta)
-        return
-    if L <= PART:
-        R = _rows_per_task(L)
-        T = (S + R - 1) // R
-        dg = np.zeros((T, L))
-        db = np.zeros((T, L))
-        for t in prange(T):
-            for s in range(t * R, min(S, (t + 1) * R)):
-                _row_backward(dyf, xf, dxf, s, L, gamma, eps, stats, given, coef, dg[t], db[t])
         _add_partials(dg, dgamma)
         _add_partials(db, dbeta)
         return
