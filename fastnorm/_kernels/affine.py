@@ -263,14 +263,6 @@ def _affine_rows_backward_body(dyf, xf, dxf, S, L, gamma, eps, stats, given, dga
 COLUMN_CHUNK = 512
 
 
-@njit(**KERNEL_OPTIONS)
-def _column_coefficients(coef, cols):
-    """Per-slice coefficient rows ``coef`` (S, n) transposed into ``cols`` (n, S)."""
-    for j in range(coef.shape[1]):
-        for s in range(coef.shape[0]):
-            cols[j, s] = coef[s, j]
-
-
 @njit(fastmath=ELEMENTWISE_FLAGS, **KERNEL_OPTIONS)
 def _affine_column_row(w, o, mean_hi, invstd, r, g, b):
     for k in range(w.shape[0]):
@@ -339,11 +331,10 @@ def _affine_columns_forward_body(xf, yf, A, L, B, gamma, beta, eps, stats, given
     if given == 0:
         one = as_index(1)  # not the literal 1: see as_index
         _columns_moments_body(xf, A, L, B, one, one, B, eps, stats)
-    coef = np.empty((S, 3), dtype=yf.dtype)
+    cols = np.empty((3, S), dtype=yf.dtype)
+    coef = cols.T  # coefficient rows by column: this loop and the row pass vectorize
     for s in range(S):
         standardize_coefficients(stats[MEAN, s], stats[INVSTD, s], coef, s)
-    cols = np.empty((3, S), dtype=yf.dtype)
-    _column_coefficients(coef, cols)
     chunks = (B + COLUMN_CHUNK - 1) // COLUMN_CHUNK
     for t in prange(A * chunks):
         a, k0, k1 = _column_chunk(t, chunks, B)
@@ -373,13 +364,12 @@ def _chunk_backward(dyf, xf, dxf, a, k0, k1, L, B, gamma, stats, row_sums):
     su = np.empty(n)
     suxc = np.empty(n)
     _column_sums(dyf, xf, a * L * B, L, B, k0, k1, gamma, mean, su, suxc)
-    coef = np.empty((n, 5), dtype=dxf.dtype)
+    cols = np.empty((5, n), dtype=dxf.dtype)
+    coef = cols.T  # as in the forward
     for j in range(n):
         affine_backward_coefficients(
             stats[COUNT, c0 + j], mean[j], invstd[j], su[j], suxc[j], coef, j
         )
-    cols = np.empty((5, n), dtype=dxf.dtype)
-    _column_coefficients(coef, cols)
     for p in range(L):
         off = (a * L + p) * B
         g = dyf[off + k0 : off + k1]

@@ -46,6 +46,7 @@ from .table import (
     set_moments,
     slice_backward_coefficients,
     slice_forward_coefficients,
+    store_moments,
 )
 
 #: At least this many rows per Welford block: each block ends with a merge
@@ -71,8 +72,12 @@ def columns_plan(P, K):
 
 
 @njit(**KERNEL_OPTIONS)
-def _range_moments(xf, base, K, r0, r1, block_rows, mean, m2):
-    """Per-column (mean, M2) of rows [r0, r1) into ``mean``/``m2``; returns count."""
+def _range_moments(xf, base, stride, K, r0, r1, block_rows, mean, m2):
+    """Per-column (mean, M2) of rows [r0, r1) into ``mean``/``m2``; returns count.
+
+    Row r is ``xf[base + r * stride : base + r * stride + K]``: whole rows
+    (stride K) or a chunk of columns of wider rows.
+    """
     count = 0.0
     for k in range(K):
         mean[k] = 0.0
@@ -82,7 +87,7 @@ def _range_moments(xf, base, K, r0, r1, block_rows, mean, m2):
     for b0 in range(r0, r1, block_rows):
         b1 = min(r1, b0 + block_rows)
         nb = float(b1 - b0)
-        _block_column_moments(xf[base + b0 * K : base + b1 * K].reshape(b1 - b0, K), bmean, bm2)
+        _block_column_moments(xf, base + b0 * stride, stride, b1 - b0, K, bmean, bm2)
         total = count + nb
         f = nb / total
         w = count * f
@@ -95,7 +100,7 @@ def _range_moments(xf, base, K, r0, r1, block_rows, mean, m2):
 
 
 @njit(fastmath=REDUCE_FLAGS, **KERNEL_OPTIONS)
-def _block_column_moments(xb, bmean, bm2):
+def _block_column_moments(xf, start, stride, R, K, bmean, bm2):
     """Per-column mean and M2 of a block of rows, in one sweep, four rows at a time.
 
     As :func:`fastnorm._kernels.common.block_moments` does along a slice:
@@ -104,17 +109,21 @@ def _block_column_moments(xb, bmean, bm2):
     all but log2(rows + 1) bits), then ``M2 = sum(d * d) - sum(d) ** 2 /
     rows``.  One sweep instead of a mean sweep and an M2 sweep: the
     accumulator loads and stores bound this loop, and four rows per
-    iteration quarter them.
+    iteration quarter them.  Row r of the block is ``xf[start + r * stride :
+    start + r * stride + K]`` (sliced as contiguous rows, so the loops
+    vectorize).
     """
-    R = xb.shape[0]
-    K = xb.shape[1]
     for k in range(K):
         bmean[k] = 0.0
         bm2[k] = 0.0
-    first = xb[0]
+    first = xf[start : start + K]
     r = 1
     while r + 4 <= R:
-        x0, x1, x2, x3 = xb[r], xb[r + 1], xb[r + 2], xb[r + 3]
+        o = start + r * stride
+        x0 = xf[o : o + K]
+        x1 = xf[o + stride : o + stride + K]
+        x2 = xf[o + 2 * stride : o + 2 * stride + K]
+        x3 = xf[o + 3 * stride : o + 3 * stride + K]
         for k in range(K):
             f = np.float64(first[k])
             d0 = x0[k] - f
@@ -125,7 +134,7 @@ def _block_column_moments(xb, bmean, bm2):
             bm2[k] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
         r += 4
     for tail in range(r, R):
-        row = xb[tail]
+        row = xf[start + tail * stride : start + tail * stride + K]
         for k in range(K):
             d = row[k] - np.float64(first[k])
             bmean[k] += d
@@ -138,7 +147,7 @@ def _block_column_moments(xb, bmean, bm2):
             m2 = 0.0
         elif m2 != m2 and abs(s) < math.inf:
             m2 = math.inf  # finite data whose squares overflow (see block_moments)
-        bmean[k] = xb[0, k] + shift
+        bmean[k] = first[k] + shift
         bm2[k] = m2
 
 
@@ -203,6 +212,17 @@ def _range_backward(dyf, xf, dxf, base, K, r0, r1, cols):
 def _merge_channel_moments(n, C, Q, M, Cg, counts, means, m2s, eps, stats):
     """Merge the columns of each group of Cg channels of sample n (parts already
     merged), channel by channel in order."""
+    if Cg == 1 and M * Q == 1:
+        # A column per slice (instance norm on NHWC, layer norm over a middle
+        # axis): the same merges in one loop across the columns, which
+        # vectorizes their divisions and square roots (one after the other,
+        # they cost layer norm over 96 channels 0.5 cycles per element).
+        mean = np.empty(C)
+        m2 = np.empty(C)
+        for k in range(C):
+            _, mean[k], m2[k] = chan_merge(0.0, 0.0, 0.0, counts, means[k], m2s[k])
+        store_moments(stats, n * C, counts, mean, m2, eps)
+        return
     for c0 in range(0, C, Cg):
         count = 0.0
         mean = 0.0
@@ -231,7 +251,7 @@ def _wave_moments(xf, n0, n1, P, C, Q, M, G, eps, stats):
         i = t // parts
         r0 = (t - i * parts) * part_rows
         counts[t] = _range_moments(
-            xf, (n0 + i) * P * K, K, r0, min(P, r0 + part_rows), block_rows, means[t], m2s[t]
+            xf, (n0 + i) * P * K, K, K, r0, min(P, r0 + part_rows), block_rows, means[t], m2s[t]
         )
     for i in prange(n1 - n0):
         mean = means[i * parts].copy()
@@ -323,7 +343,7 @@ def _forward_sample(n, xf, yf, P, C, Q, M, G, gamma, beta, eps, stats, given, co
     if given == 0:
         mean = np.empty(K)
         m2 = np.empty(K)
-        count = _range_moments(xf, base, K, as_index(0), P, block_rows, mean, m2)
+        count = _range_moments(xf, base, K, K, as_index(0), P, block_rows, mean, m2)
         _merge_channel_moments(n, C, Q, M, C // G, count, mean, m2, eps, stats)
     mean_hi = np.empty(K, dtype=yf.dtype)
     scale = np.empty(K, dtype=yf.dtype)
@@ -341,7 +361,7 @@ def _backward_sample(n, dyf, xf, dxf, P, C, Q, M, G, gamma, eps, stats, given, c
     if given == 0:
         mean = np.empty(K)
         m2 = np.empty(K)
-        count = _range_moments(xf, base, K, as_index(0), P, block_rows, mean, m2)
+        count = _range_moments(xf, base, K, K, as_index(0), P, block_rows, mean, m2)
         _merge_channel_moments(n, C, Q, M, C // G, count, mean, m2, eps, stats)
     if given < 5:
         colmean = np.empty(K)

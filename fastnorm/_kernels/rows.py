@@ -37,15 +37,12 @@ from .common import (
     block_moments,
     chan_merge,
     forward_coefficients,
-    inverse_std,
     normalize_span,
     normalized,
     shifted_moments,
 )
 from .table import (
-    COUNT,
     INVSTD,
-    M2,
     MEAN,
     SUM_DY,
     SUM_DYXC,
@@ -54,6 +51,7 @@ from .table import (
     set_moments,
     slice_backward_coefficients,
     slice_forward_coefficients,
+    store_moments,
 )
 
 
@@ -341,36 +339,19 @@ def _tiny_moments(xs, s0, eps, stats):
     m2 = np.empty(n)
     for i in range(n):
         mean[i], m2[i] = shifted_moments(first[i], s[i], s2[i], L)
-    _store_moments(stats, s0, float(L), mean, m2, eps)
-
-
-@njit(**KERNEL_OPTIONS)
-def _store_moments(stats, s0, count, mean, m2, eps):
-    """set_moments for one-channel slices s0, s0 + 1, ... in one loop across
-    them (the square roots and divisions vectorize instead of each slice
-    waiting for its own)."""
-    n = mean.shape[0]
-    counts = stats[COUNT, s0 : s0 + n]
-    means = stats[MEAN, s0 : s0 + n]
-    invstds = stats[INVSTD, s0 : s0 + n]
-    m2s = stats[M2, s0 : s0 + n]
-    for i in range(n):
-        counts[i] = count
-        means[i] = mean[i]
-        invstds[i] = inverse_std(count, m2[i], eps)
-        m2s[i] = m2[i]
+    store_moments(stats, s0, float(L), mean, m2, eps)
 
 
 @njit(**KERNEL_OPTIONS)
 def _channel_moments(x2, s0, s1, eps, stats):
     """Statistics of the one-channel slices in rows [s0, s1) of x2, stored in
-    one loop across them (see _store_moments)."""
+    one loop across them (see store_moments)."""
     n = s1 - s0
     mean = np.empty(n)
     m2 = np.empty(n)
     for i in range(n):
         mean[i], m2[i] = block_moments(x2[s0 + i])
-    _store_moments(stats, s0, float(x2.shape[1]), mean, m2, eps)
+    store_moments(stats, s0, float(x2.shape[1]), mean, m2, eps)
 
 
 @njit(fastmath=REDUCE_FLAGS, **KERNEL_OPTIONS)

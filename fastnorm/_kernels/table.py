@@ -45,6 +45,23 @@ def set_moments(stats, c0, Cg, count, mean, m2, eps):
         stats[M2, c] = m2
 
 
+@njit(**KERNEL_OPTIONS)
+def store_moments(stats, s0, count, mean, m2, eps):
+    """set_moments for one-channel slices s0, s0 + 1, ... in one loop across
+    them (the square roots and divisions vectorize instead of each slice
+    waiting for its own)."""
+    n = mean.shape[0]
+    counts = stats[COUNT, s0 : s0 + n]
+    means = stats[MEAN, s0 : s0 + n]
+    invstds = stats[INVSTD, s0 : s0 + n]
+    m2s = stats[M2, s0 : s0 + n]
+    for i in range(n):
+        counts[i] = count
+        means[i] = mean[i]
+        invstds[i] = inverse_std(count, m2[i], eps)
+        m2s[i] = m2[i]
+
+
 @njit(inline="always", **KERNEL_OPTIONS)
 def channel_forward_coefficients(stats, c, gamma_c, beta_c, coef):
     """Forward coefficients of a one-channel slice at column c."""
