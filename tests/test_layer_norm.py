@@ -37,6 +37,10 @@ LAYOUTS = [
     ("channels-first-negative", (2, 6, 5, 4), -3),
     ("channels-first-parallel", (8, 96, 14, 14), 1),
     ("middle-long-rows", (2, 5, 300), 1),
+    # one chunk of columns (statistics in a pass of their own) and two, the
+    # second partial (statistics fused into each chunk's task)
+    ("channels-first-one-chunk", (1, 300, 400), 1),
+    ("channels-first-two-chunks", (1, 200, 700), 1),
     ("axis2", (2, 5, 4, 3), 2),
     ("trailing-2", (4, 6, 8, 10), (-2, -1)),
     ("trailing-2-positive", (4, 6, 8, 10), (2, 3)),
@@ -334,6 +338,19 @@ def test_backward_with_given_stats_is_identical(rng, shape, axis, with_gamma, dt
     got = fastnorm.layer_norm_backward(dy, x, gamma, axis=axis, eps=1e-4, mean=mean, invstd=invstd)
     _assert_same(got, want)
     _assert_same((mean, invstd), saved)
+
+
+@pytest.mark.parametrize("shape, axis", CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_forward_with_given_stats_is_identical(rng, shape, axis, dtype):
+    # The forward computes the statistics its own way (fused into its tasks)
+    # and must give layer_norm_stats' bits.
+    x = (3.0 + rng.standard_normal(shape)).astype(dtype)
+    gamma, beta = _affine(rng, _norm_shape(shape, axis), dtype)
+    mean, invstd = fastnorm.layer_norm_stats(x, axis=axis, eps=1e-4)
+    want = fastnorm.layer_norm(x, gamma, beta, axis=axis, eps=1e-4)
+    got = fastnorm.functional.layer_norm_with_stats(x, mean, invstd, gamma, beta, axis=axis)
+    _assert_same((got,), (want,))
 
 
 # --------------------------------------------------------------------------

@@ -8,9 +8,10 @@ normalized elements, with gamma and beta of length L:
   to back while the row sits in L1/L2 (blocked moments of :mod:`.rows`);
   rows longer than ``PART`` are split into parts merged in a fixed order.
 * ``B > 1`` (a middle axis, e.g. axis 1 of NCHW in ConvNeXt): slices are the
-  columns of each sample's (L, B) matrix.  Statistics come from the
-  per-column machinery of :mod:`.columns` (one slice per column); the output
-  then runs row by row, gamma[p] and beta[p] being scalars for row p.
+  columns of each sample's (L, B) matrix.  Tasks take a chunk of columns
+  over all L rows: its statistics (the per-column machinery of
+  :mod:`.columns`, one slice per column), then its output, row by row with
+  gamma[p] and beta[p] scalars for row p, while the chunk is in L2.
 
 ``stats`` is the table of :mod:`.table` with one column per slice (A * B
 columns, one channel per slice).  Per-slice sums for dx are taken of
@@ -24,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .columns import _columns_moments_body
+from .columns import _columns_moments_body, column_slice_moments
 from .common import (
     BLOCK,
     ELEMENTWISE_FLAGS,
@@ -261,12 +262,31 @@ def _affine_rows_backward_body(dyf, xf, dxf, S, L, gamma, eps, stats, given, dga
 #: and float64 mean/invstd, 18 KiB for float32) stay in L1, its L rows of dy
 #: and x in L2 between the sums and the dx pass.
 COLUMN_CHUNK = 512
+#: Fewer (sample, chunk) tasks than this take the statistics in a pass of
+#: their own, parallel over parts of rows (a sample of 512 columns would
+#: otherwise compute them in one task, serially).
+FUSED_MIN_TASKS = 2
+#: Rows per step of the dx pass: their dgamma/dbeta sums, then their dx, while
+#: those rows of dy and x are in L1 (two calls per row of the chunk before;
+#: one step over all its rows would read them from memory twice once the
+#: chunk outgrows L2).
+BACKWARD_ROWS = 16
 
 
 @njit(fastmath=ELEMENTWISE_FLAGS, **KERNEL_OPTIONS)
-def _affine_column_row(w, o, mean_hi, invstd, r, g, b):
-    for k in range(w.shape[0]):
-        o[k] = standardized_affine(w[k], mean_hi[k], invstd[k], r[k], g, b)
+def _affine_column_rows(xf, yf, base, L, B, k0, k1, cols, gamma, beta):
+    """Output of columns [k0, k1) of the L rows of the (L, B) matrix at base,
+    from per-column coefficients ``cols`` (3, k1 - k0); one call for all
+    rows (a call per row of a 128-column chunk cost as much as the row)."""
+    mean_hi, invstd, r = cols[0], cols[1], cols[2]
+    for p in range(L):
+        off = base + p * B
+        w = xf[off + k0 : off + k1]
+        o = yf[off + k0 : off + k1]
+        g = gamma[p]
+        b = beta[p]
+        for k in range(k1 - k0):
+            o[k] = standardized_affine(w[k], mean_hi[k], invstd[k], r[k], g, b)
 
 
 @njit(**KERNEL_OPTIONS)
@@ -289,27 +309,37 @@ def _column_sums(dyf, xf, base, L, B, k0, k1, gamma, mean, su, suxc):
 
 
 @njit(fastmath=UNFUSED_FLAGS, **KERNEL_OPTIONS)
-def _affine_column_backward_row(g, w, o, gp, cols, lo):
-    B = w.shape[0]
-    mean_hi = cols[0, lo : lo + B]
-    inv = cols[1, lo : lo + B]
-    k2 = cols[2, lo : lo + B]
-    mu_hi = cols[3, lo : lo + B]
-    e = cols[4, lo : lo + B]
-    for k in range(B):
-        o[k] = affine_backward_value(gp * g[k], w[k], mean_hi[k], inv[k], k2[k], mu_hi[k], e[k])
+def _affine_column_backward_rows(dyf, xf, dxf, base, p0, p1, B, k0, k1, cols, gamma):
+    """dx of columns [k0, k1) of rows [p0, p1) of the (L, B) matrices at base,
+    from per-column coefficients ``cols`` (5, k1 - k0)."""
+    mean_hi, inv, k2, mu_hi, e = cols[0], cols[1], cols[2], cols[3], cols[4]
+    for p in range(p0, p1):
+        off = base + p * B
+        g = dyf[off + k0 : off + k1]
+        w = xf[off + k0 : off + k1]
+        o = dxf[off + k0 : off + k1]
+        gp = gamma[p]
+        for k in range(k1 - k0):
+            o[k] = affine_backward_value(gp * g[k], w[k], mean_hi[k], inv[k], k2[k], mu_hi[k], e[k])
 
 
 @njit(fastmath=REDUCE_FLAGS, **KERNEL_OPTIONS)
-def _row_gradient_sums(g, w, mean, invstd):
-    """sum(g * (w - mean) * invstd) and sum(g) of one row (dgamma[p], dbeta[p] terms)."""
-    a = 0.0
-    b = 0.0
-    for k in range(w.shape[0]):
-        gk = g[k]
-        a += gk * ((w[k] - mean[k]) * invstd[k])
-        b += gk
-    return a, b
+def _row_gradient_sums(dyf, xf, base, p0, p1, B, k0, k1, mean, invstd, row_sums):
+    """Each row's sum(dy * (x - mean) * invstd) and sum(dy) over columns [k0,
+    k1) (its dgamma[p] and dbeta[p] terms) into row_sums[0, p], row_sums[1, p],
+    for rows [p0, p1)."""
+    for p in range(p0, p1):
+        off = base + p * B
+        g = dyf[off + k0 : off + k1]
+        w = xf[off + k0 : off + k1]
+        a = 0.0
+        b = 0.0
+        for k in range(k1 - k0):
+            gk = g[k]
+            a += gk * ((w[k] - mean[k]) * invstd[k])
+            b += gk
+        row_sums[0, p] = a
+        row_sums[1, p] = b
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -320,45 +350,57 @@ def _column_chunk(t, chunks, B):
     return a, k0, min(B, k0 + COLUMN_CHUNK)
 
 
-# Both directions run tasks of (sample, chunk of columns) over all L rows, so
-# the chunk's per-column coefficients stay in L1 while the rows stream by
+# Both directions run tasks of (sample, chunk of columns) over all L rows:
+# the chunk's statistics, then its output, while its rows are in L2 (x is
+# read from memory once), with the chunk's per-column coefficients in L1
 # (whole rows of 3136 columns re-read 110 KB of coefficients per 12 KB row).
+
+
+@njit(**KERNEL_OPTIONS)
+def _chunk_forward(xf, yf, a, k0, k1, L, B, gamma, beta, eps, stats, given):
+    """Output of columns [k0, k1) of sample a, after their statistics unless given."""
+    c0 = a * B + k0
+    n = k1 - k0
+    if given == 0:
+        column_slice_moments(xf, a * L * B, L, B, k0, k1, eps, stats, c0)
+    cols = np.empty((3, n), dtype=yf.dtype)
+    coef = cols.T  # coefficient rows by column: this loop and the row pass vectorize
+    for j in range(n):
+        standardize_coefficients(stats[MEAN, c0 + j], stats[INVSTD, c0 + j], coef, j)
+    _affine_column_rows(xf, yf, a * L * B, L, B, k0, k1, cols, gamma, beta)
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _chunk_statistics(xf, A, L, B, chunks, eps, stats, given):
+    """``given`` for the chunk tasks: the statistics of every column first, by
+    parallel parts of rows, when there are too few chunks to share between
+    threads (the chunks then compute none); else ``given`` unchanged, the
+    statistics fused into each chunk's task.  The same bits either way."""
+    if given == 0 and A * chunks < FUSED_MIN_TASKS:
+        one = as_index(1)  # not the literal 1: see as_index
+        _columns_moments_body(xf, A, L, B, one, one, B, eps, stats)
+        return 3
+    return given
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
 def _affine_columns_forward_body(xf, yf, A, L, B, gamma, beta, eps, stats, given):
-    S = A * B
-    if given == 0:
-        one = as_index(1)  # not the literal 1: see as_index
-        _columns_moments_body(xf, A, L, B, one, one, B, eps, stats)
-    cols = np.empty((3, S), dtype=yf.dtype)
-    coef = cols.T  # coefficient rows by column: this loop and the row pass vectorize
-    for s in range(S):
-        standardize_coefficients(stats[MEAN, s], stats[INVSTD, s], coef, s)
     chunks = (B + COLUMN_CHUNK - 1) // COLUMN_CHUNK
+    chunk_given = _chunk_statistics(xf, A, L, B, chunks, eps, stats, given)
     for t in prange(A * chunks):
         a, k0, k1 = _column_chunk(t, chunks, B)
-        c0 = a * B + k0
-        c1 = a * B + k1
-        for p in range(L):
-            off = (a * L + p) * B
-            _affine_column_row(
-                xf[off + k0 : off + k1],
-                yf[off + k0 : off + k1],
-                cols[0, c0:c1],
-                cols[1, c0:c1],
-                cols[2, c0:c1],
-                gamma[p],
-                beta[p],
-            )
+        _chunk_forward(xf, yf, a, k0, k1, L, B, gamma, beta, eps, stats, chunk_given)
 
 
 @njit(**KERNEL_OPTIONS)
-def _chunk_backward(dyf, xf, dxf, a, k0, k1, L, B, gamma, stats, row_sums):
-    """dx of columns [k0, k1) of sample a, fused: column sums, coefficients,
-    then row by row dx and each row's dgamma/dbeta terms (into row_sums)."""
+def _chunk_backward(dyf, xf, dxf, a, k0, k1, L, B, gamma, eps, stats, given, row_sums):
+    """dx of columns [k0, k1) of sample a, fused: statistics unless given,
+    column sums, coefficients, each row's dgamma/dbeta terms (into
+    row_sums), then dx."""
     n = k1 - k0
     c0 = a * B + k0
+    if given == 0:
+        column_slice_moments(xf, a * L * B, L, B, k0, k1, eps, stats, c0)
     mean = stats[MEAN, c0 : c0 + n]
     invstd = stats[INVSTD, c0 : c0 + n]
     su = np.empty(n)
@@ -370,28 +412,23 @@ def _chunk_backward(dyf, xf, dxf, a, k0, k1, L, B, gamma, stats, row_sums):
         affine_backward_coefficients(
             stats[COUNT, c0 + j], mean[j], invstd[j], su[j], suxc[j], coef, j
         )
-    for p in range(L):
-        off = (a * L + p) * B
-        g = dyf[off + k0 : off + k1]
-        w = xf[off + k0 : off + k1]
-        # the row's sums first: dx may overwrite dy or x (in place)
-        ga, gb = _row_gradient_sums(g, w, mean, invstd)
-        row_sums[0, p] = ga
-        row_sums[1, p] = gb
-        _affine_column_backward_row(g, w, dxf[off + k0 : off + k1], gamma[p], cols, 0)
+    base = a * L * B
+    for p0 in range(0, L, BACKWARD_ROWS):
+        p1 = min(L, p0 + BACKWARD_ROWS)
+        # the rows' sums before their dx: dx may overwrite dy or x (in place)
+        _row_gradient_sums(dyf, xf, base, p0, p1, B, k0, k1, mean, invstd, row_sums)
+        _affine_column_backward_rows(dyf, xf, dxf, base, p0, p1, B, k0, k1, cols, gamma)
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
 def _affine_columns_backward_body(dyf, xf, dxf, A, L, B, gamma, eps, stats, given, dgamma, dbeta):
-    if given == 0:
-        one = as_index(1)  # not the literal 1: see as_index
-        _columns_moments_body(xf, A, L, B, one, one, B, eps, stats)
     chunks = (B + COLUMN_CHUNK - 1) // COLUMN_CHUNK
+    chunk_given = _chunk_statistics(xf, A, L, B, chunks, eps, stats, given)
     T = A * chunks
     row_sums = np.empty((T, 2, L))
     for t in prange(T):
         a, k0, k1 = _column_chunk(t, chunks, B)
-        _chunk_backward(dyf, xf, dxf, a, k0, k1, L, B, gamma, stats, row_sums[t])
+        _chunk_backward(dyf, xf, dxf, a, k0, k1, L, B, gamma, eps, stats, chunk_given, row_sums[t])
     for p in range(L):
         dgamma[p] = 0.0
         dbeta[p] = 0.0

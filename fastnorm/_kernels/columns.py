@@ -212,16 +212,8 @@ def _range_backward(dyf, xf, dxf, base, K, r0, r1, cols):
 def _merge_channel_moments(n, C, Q, M, Cg, counts, means, m2s, eps, stats):
     """Merge the columns of each group of Cg channels of sample n (parts already
     merged), channel by channel in order."""
-    if Cg == 1 and M * Q == 1:
-        # A column per slice (instance norm on NHWC, layer norm over a middle
-        # axis): the same merges in one loop across the columns, which
-        # vectorizes their divisions and square roots (one after the other,
-        # they cost layer norm over 96 channels 0.5 cycles per element).
-        mean = np.empty(C)
-        m2 = np.empty(C)
-        for k in range(C):
-            _, mean[k], m2[k] = chan_merge(0.0, 0.0, 0.0, counts, means[k], m2s[k])
-        store_moments(stats, n * C, counts, mean, m2, eps)
+    if Cg == 1 and M * Q == 1:  # a column per slice: NHWC instance norm
+        _store_column_moments(stats, n * C, counts, means, m2s, eps)
         return
     for c0 in range(0, C, Cg):
         count = 0.0
@@ -254,19 +246,72 @@ def _wave_moments(xf, n0, n1, P, C, Q, M, G, eps, stats):
             xf, (n0 + i) * P * K, K, K, r0, min(P, r0 + part_rows), block_rows, means[t], m2s[t]
         )
     for i in prange(n1 - n0):
-        mean = means[i * parts].copy()
-        m2 = m2s[i * parts].copy()
-        count = counts[i * parts]
-        for t in range(i * parts + 1, (i + 1) * parts):
-            total = count + counts[t]
-            f = counts[t] / total
-            w = count * f
-            for k in range(K):
-                d = means[t, k] - mean[k]
-                mean[k] += d * f
-                m2[k] += m2s[t, k] + d * (d * w)
-            count = total
+        mean = np.empty(K)
+        m2 = np.empty(K)
+        rows = slice(i * parts, (i + 1) * parts)
+        count = _merge_parts(counts[rows], means[rows], m2s[rows], mean, m2)
         _merge_channel_moments(as_index(n0 + i), C, Q, M, C // G, count, mean, m2, eps, stats)
+
+
+@njit(**KERNEL_OPTIONS)
+def _merge_parts(counts, means, m2s, mean, m2):
+    """Per-column (mean, M2) of parts (rows of ``means``/``m2s``) merged in
+    order into ``mean``/``m2``; returns the count."""
+    K = mean.shape[0]
+    for k in range(K):
+        mean[k] = means[0, k]
+        m2[k] = m2s[0, k]
+    count = counts[0]
+    for t in range(1, counts.shape[0]):
+        total = count + counts[t]
+        f = counts[t] / total
+        w = count * f
+        for k in range(K):
+            d = means[t, k] - mean[k]
+            mean[k] += d * f
+            m2[k] += m2s[t, k] + d * (d * w)
+        count = total
+    return count
+
+
+@njit(**KERNEL_OPTIONS)
+def column_slice_moments(xf, base, P, K, k0, k1, eps, stats, s0):
+    """Statistics of columns [k0, k1) of the (P, K) matrix at ``base``, each
+    column a slice, into table columns from s0.
+
+    The parts, blocks and merges of whole rows (``columns_plan(P, K)``), so
+    the bits of :func:`columns_moments`; a caller can fuse a chunk's
+    statistics with its output while the chunk is in cache.
+    """
+    block_rows, part_rows, parts = columns_plan(P, K)
+    n = k1 - k0
+    counts = np.empty(parts)
+    means = np.empty((parts, n))
+    m2s = np.empty((parts, n))
+    for t in range(parts):
+        r0 = t * part_rows
+        counts[t] = _range_moments(
+            xf, base + k0, K, n, r0, min(P, r0 + part_rows), block_rows, means[t], m2s[t]
+        )
+    mean = np.empty(n)
+    m2 = np.empty(n)
+    count = _merge_parts(counts, means, m2s, mean, m2)
+    _store_column_moments(stats, s0, count, mean, m2, eps)
+
+
+@njit(**KERNEL_OPTIONS)
+def _store_column_moments(stats, s0, count, means, m2s, eps):
+    """Merge each column, a slice of its own, into an empty state (as the
+    general merge below does) and store it from table column s0, in one loop
+    across the columns: their divisions and square roots vectorize (one
+    after the other they cost layer norm over 96 channels 0.5 cycles per
+    element)."""
+    n = means.shape[0]
+    mean = np.empty(n)
+    m2 = np.empty(n)
+    for k in range(n):
+        _, mean[k], m2[k] = chan_merge(0.0, 0.0, 0.0, count, means[k], m2s[k])
+    store_moments(stats, s0, count, mean, m2, eps)
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
