@@ -324,22 +324,20 @@ def _affine_column_backward_rows(dyf, xf, dxf, base, p0, p1, B, k0, k1, cols, ga
 
 
 @njit(fastmath=REDUCE_FLAGS, **KERNEL_OPTIONS)
-def _row_gradient_sums(dyf, xf, base, p0, p1, B, k0, k1, mean, invstd, row_sums):
-    """Each row's sum(dy * (x - mean) * invstd) and sum(dy) over columns [k0,
-    k1) (its dgamma[p] and dbeta[p] terms) into row_sums[0, p], row_sums[1, p],
-    for rows [p0, p1)."""
-    for p in range(p0, p1):
-        off = base + p * B
-        g = dyf[off + k0 : off + k1]
-        w = xf[off + k0 : off + k1]
-        a = 0.0
-        b = 0.0
-        for k in range(k1 - k0):
-            gk = g[k]
-            a += gk * ((w[k] - mean[k]) * invstd[k])
-            b += gk
-        row_sums[0, p] = a
-        row_sums[1, p] = b
+def _row_gradient_sums(g, w, mean, invstd):
+    """sum(g * (w - mean) * invstd) and sum(g) of one row (dgamma[p], dbeta[p] terms).
+
+    One row per call, on purpose: a loop over rows around this reduction
+    was vectorized differently when the kernel was compiled in the process
+    and when it was loaded from Numba's cache (dgamma differed by 1e-13).
+    """
+    a = 0.0
+    b = 0.0
+    for k in range(w.shape[0]):
+        gk = g[k]
+        a += gk * ((w[k] - mean[k]) * invstd[k])
+        b += gk
+    return a, b
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -416,7 +414,13 @@ def _chunk_backward(dyf, xf, dxf, a, k0, k1, L, B, gamma, eps, stats, given, row
     for p0 in range(0, L, BACKWARD_ROWS):
         p1 = min(L, p0 + BACKWARD_ROWS)
         # the rows' sums before their dx: dx may overwrite dy or x (in place)
-        _row_gradient_sums(dyf, xf, base, p0, p1, B, k0, k1, mean, invstd, row_sums)
+        for p in range(p0, p1):
+            off = base + p * B
+            ga, gb = _row_gradient_sums(
+                dyf[off + k0 : off + k1], xf[off + k0 : off + k1], mean, invstd
+            )
+            row_sums[0, p] = ga
+            row_sums[1, p] = gb
         _affine_column_backward_rows(dyf, xf, dxf, base, p0, p1, B, k0, k1, cols, gamma)
 
 
