@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .columns import _columns_moments_body, column_slice_moments
+from .columns import column_slice_moments
 from .common import (
     BLOCK,
     ELEMENTWISE_FLAGS,
@@ -262,10 +262,12 @@ def _affine_rows_backward_body(dyf, xf, dxf, S, L, gamma, eps, stats, given, dga
 #: and float64 mean/invstd, 18 KiB for float32) stay in L1, its L rows of dy
 #: and x in L2 between the sums and the dx pass.
 COLUMN_CHUNK = 512
-#: Fewer (sample, chunk) tasks than this take the statistics in a pass of
-#: their own, parallel over parts of rows (a sample of 512 columns would
-#: otherwise compute them in one task, serially).
-FUSED_MIN_TASKS = 2
+#: Chunks narrow (down to MIN_CHUNK columns) until there are MIN_TASKS
+#: (sample, chunk) tasks: one sample of at most 512 columns was one task,
+#: serial.  (A pass of its own for the statistics, parallel over parts of
+#: rows, cost a third more compile time in both kernels.)
+MIN_CHUNK = 128
+MIN_TASKS = 2
 #: Rows per step of the dx pass: their dgamma/dbeta sums, then their dx, while
 #: those rows of dy and x are in L1 (two calls per row of the chunk before;
 #: one step over all its rows would read them from memory twice once the
@@ -341,11 +343,22 @@ def _row_gradient_sums(g, w, mean, invstd):
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _column_chunk(t, chunks, B):
+def _column_chunking(A, B):
+    """(columns per chunk, chunks per sample): COLUMN_CHUNK, halved (down to
+    MIN_CHUNK) while there are fewer than MIN_TASKS tasks.  Shape only, so
+    dgamma and dbeta add the same partials for any thread count."""
+    width = COLUMN_CHUNK
+    while width > MIN_CHUNK and A * ((B + width - 1) // width) < MIN_TASKS:
+        width //= 2
+    return width, (B + width - 1) // width
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _column_chunk(t, chunks, width, B):
     """(sample, first column, end column) of task t over (sample, column chunk)."""
     a = t // chunks
-    k0 = (t - a * chunks) * COLUMN_CHUNK
-    return a, k0, min(B, k0 + COLUMN_CHUNK)
+    k0 = (t - a * chunks) * width
+    return a, k0, min(B, k0 + width)
 
 
 # Both directions run tasks of (sample, chunk of columns) over all L rows:
@@ -369,25 +382,11 @@ def _chunk_forward(xf, yf, a, k0, k1, L, B, gamma, beta, eps, stats, given):
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _chunk_statistics(xf, A, L, B, chunks, eps, stats, given):
-    """``given`` for the chunk tasks: the statistics of every column first, by
-    parallel parts of rows, when there are too few chunks to share between
-    threads (the chunks then compute none); else ``given`` unchanged, the
-    statistics fused into each chunk's task.  The same bits either way."""
-    if given == 0 and A * chunks < FUSED_MIN_TASKS:
-        one = as_index(1)  # not the literal 1: see as_index
-        _columns_moments_body(xf, A, L, B, one, one, B, eps, stats)
-        return 3
-    return given
-
-
-@njit(inline="always", **KERNEL_OPTIONS)
 def _affine_columns_forward_body(xf, yf, A, L, B, gamma, beta, eps, stats, given):
-    chunks = (B + COLUMN_CHUNK - 1) // COLUMN_CHUNK
-    chunk_given = _chunk_statistics(xf, A, L, B, chunks, eps, stats, given)
+    width, chunks = _column_chunking(A, B)
     for t in prange(A * chunks):
-        a, k0, k1 = _column_chunk(t, chunks, B)
-        _chunk_forward(xf, yf, a, k0, k1, L, B, gamma, beta, eps, stats, chunk_given)
+        a, k0, k1 = _column_chunk(t, chunks, width, B)
+        _chunk_forward(xf, yf, a, k0, k1, L, B, gamma, beta, eps, stats, given)
 
 
 @njit(**KERNEL_OPTIONS)
@@ -426,13 +425,12 @@ def _chunk_backward(dyf, xf, dxf, a, k0, k1, L, B, gamma, eps, stats, given, row
 
 @njit(inline="always", **KERNEL_OPTIONS)
 def _affine_columns_backward_body(dyf, xf, dxf, A, L, B, gamma, eps, stats, given, dgamma, dbeta):
-    chunks = (B + COLUMN_CHUNK - 1) // COLUMN_CHUNK
-    chunk_given = _chunk_statistics(xf, A, L, B, chunks, eps, stats, given)
+    width, chunks = _column_chunking(A, B)
     T = A * chunks
     row_sums = np.empty((T, 2, L))
     for t in prange(T):
-        a, k0, k1 = _column_chunk(t, chunks, B)
-        _chunk_backward(dyf, xf, dxf, a, k0, k1, L, B, gamma, eps, stats, chunk_given, row_sums[t])
+        a, k0, k1 = _column_chunk(t, chunks, width, B)
+        _chunk_backward(dyf, xf, dxf, a, k0, k1, L, B, gamma, eps, stats, given, row_sums[t])
     for p in range(L):
         dgamma[p] = 0.0
         dbeta[p] = 0.0
