@@ -212,9 +212,6 @@ def _range_backward(dyf, xf, dxf, base, K, r0, r1, cols):
 def _merge_channel_moments(n, C, Q, M, Cg, counts, means, m2s, eps, stats):
     """Merge the columns of each group of Cg channels of sample n (parts already
     merged), channel by channel in order."""
-    if Cg == 1 and M * Q == 1:  # a column per slice: NHWC instance norm
-        _store_column_moments(stats, n * C, counts, means, m2s, eps)
-        return
     for c0 in range(0, C, Cg):
         count = 0.0
         mean = 0.0
@@ -301,11 +298,11 @@ def column_slice_moments(xf, base, P, K, k0, k1, eps, stats, s0):
 
 @njit(**KERNEL_OPTIONS)
 def _store_column_moments(stats, s0, count, means, m2s, eps):
-    """Merge each column, a slice of its own, into an empty state (as the
-    general merge below does) and store it from table column s0, in one loop
-    across the columns: their divisions and square roots vectorize (one
-    after the other they cost layer norm over 96 channels 0.5 cycles per
-    element)."""
+    """Merge each column, a slice of its own, into an empty state (as
+    _merge_channel_moments does for a one-channel group: the same bits) and
+    store it from table column s0, in one loop across the columns: their
+    divisions and square roots vectorize (one after the other they cost
+    layer norm over 96 channels 0.5 cycles per element)."""
     n = means.shape[0]
     mean = np.empty(n)
     m2 = np.empty(n)
