@@ -198,7 +198,7 @@ def _range_normalize(xf, yf, base, K, r0, r1, mean_hi, scale, shift):
 
 @njit(fastmath=ELEMENTWISE_FLAGS, **KERNEL_OPTIONS)
 def _range_backward(dyf, xf, dxf, base, K, r0, r1, cols):
-    """dx rows from per-column coefficients ``cols`` (5, K), as backward_span."""
+    """dx rows from per-column coefficients ``cols`` (5, K) (backward_value)."""
     mean_hi, a, k2, mdy_hi, c = cols[0], cols[1], cols[2], cols[3], cols[4]
     for r in range(r0, r1):
         g = dyf[base + r * K : base + (r + 1) * K]

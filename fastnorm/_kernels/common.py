@@ -231,17 +231,3 @@ def normalized(x, mean_hi, scale, shift):
 def backward_value(g, x, mean_hi, a, k, mdy_hi, e):
     """One element of dx, from :func:`backward_coefficients` (inlined as above)."""
     return a * (g - mdy_hi) + ((x - mean_hi) * k + e)
-
-
-@njit(fastmath=ELEMENTWISE_FLAGS, **KERNEL_OPTIONS)
-def normalize_span(w, o, mean_hi, scale, shift):
-    """o = (w - mean_hi) * scale + shift, in the data dtype."""
-    for i in range(w.shape[0]):
-        o[i] = normalized(w[i], mean_hi, scale, shift)
-
-
-@njit(fastmath=ELEMENTWISE_FLAGS, **KERNEL_OPTIONS)
-def backward_span(g, w, o, mean_hi, a, k, mdy_hi, e):
-    """o = a * (g - mdy_hi) + ((w - mean_hi) * k + e), in the data dtype."""
-    for i in range(w.shape[0]):
-        o[i] = backward_value(g[i], w[i], mean_hi, a, k, mdy_hi, e)
