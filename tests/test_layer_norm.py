@@ -453,6 +453,26 @@ def test_bit_identical_across_thread_counts(rng, shape, axis, dtype):
     _assert_same(one, two)
 
 
+def test_row_backward_with_more_rows_than_tasks(rng):
+    # (2048, 768): more rows than GRADIENT_TASKS tasks of PART elements, so
+    # each task takes several groups of rows and dgamma/dbeta add one
+    # partial per task: the same bits for any thread count, float64 exact.
+    from fastnorm._kernels.affine import GRADIENT_TASKS, PART
+
+    shape = (2048, 768)
+    assert shape[0] > GRADIENT_TASKS * (PART // shape[1])
+    x = 1e3 + rng.standard_normal(shape)
+    dy = rng.standard_normal(shape)
+    gamma, _ = _affine(rng, shape[1:], np.float64)
+    with num_threads(1):
+        one = fastnorm.layer_norm_backward(dy, x, gamma)
+    with num_threads(2):
+        two = fastnorm.layer_norm_backward(dy, x, gamma)
+    _assert_same(one, two)
+    for got, want in zip(one, layer_norm_backward_ref(dy, x, gamma), strict=True):
+        assert rel_err(got, want) <= 1e-10
+
+
 # --------------------------------------------------------------------------
 # parameters
 
