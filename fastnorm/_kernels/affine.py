@@ -151,6 +151,14 @@ def _rows_group_forward(x2, y2, s0, s1, gamma, beta, eps, stats, given, coef):
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
+def _row_part(t, parts, L):
+    """(row, row start, first and end column) of task t over parts of long rows."""
+    s = t // parts
+    q0 = (t - s * parts) * PART
+    return s, s * L, q0, min(L, q0 + PART)
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
 def _affine_rows_forward_body(xf, yf, S, L, gamma, beta, eps, stats, given):
     coef = np.empty((S, 3), dtype=yf.dtype)
     if L <= PART:
@@ -169,10 +177,7 @@ def _affine_rows_forward_body(xf, yf, S, L, gamma, beta, eps, stats, given):
         standardize_coefficients(stats[MEAN, s], stats[INVSTD, s], coef, s)
     parts = (L + PART - 1) // PART
     for t in prange(S * parts):
-        s = t // parts
-        q0 = (t - s * parts) * PART
-        q1 = min(L, q0 + PART)
-        lo = s * L
+        s, lo, q0, q1 = _row_part(t, parts, L)
         _affine_span(
             xf[lo + q0 : lo + q1],
             yf[lo + q0 : lo + q1],
@@ -260,10 +265,7 @@ def _affine_rows_backward_body(dyf, xf, dxf, S, L, gamma, eps, stats, given, dga
             stats[COUNT, s], stats[MEAN, s], stats[INVSTD, s], a, b, coef, s
         )
     for t in prange(S * parts):
-        s = t // parts
-        q0 = (t - s * parts) * PART
-        q1 = min(L, q0 + PART)
-        lo = s * L
+        s, lo, q0, q1 = _row_part(t, parts, L)
         _affine_backward_span(
             dyf[lo + q0 : lo + q1],
             xf[lo + q0 : lo + q1],
