@@ -38,23 +38,24 @@ OPS = ("instance_norm", "group_norm", "layer_norm")
 
 #: What each unit compiles, by (kernels, axis, part): the module and name of
 #: its parallel kernel (layer norm's statistics run on instance norm's
-#: moments kernels), and its relative cold-compile cost, seconds of float32
-#: compile measured on a 2 vCPU AMD EPYC (the split only needs the
-#: proportions).  'instance' is the row (axis 1) and column (axis -1)
-#: families; 'layer' the affine columns (axis 1) and rows (axis -1).
+#: moments kernels, which the forward and backward kernels call), and its
+#: relative cold-compile cost, seconds of float32 compile measured on a 2
+#: vCPU AMD EPYC with the units of a family compiled in order (the split
+#: only needs the proportions).  'instance' is the row (axis 1) and column
+#: (axis -1) families; 'layer' the affine columns (axis 1) and rows (axis -1).
 _UNIT_KERNELS = {
-    ("instance", 1, "forward"): ("rows", "rows_forward", 16),
+    ("instance", 1, "forward"): ("rows", "rows_forward", 19),
     ("instance", 1, "stats"): ("rows", "rows_moments", 6),
-    ("instance", 1, "backward"): ("rows", "rows_backward", 23),
-    ("instance", -1, "forward"): ("columns", "columns_forward", 14),
-    ("instance", -1, "stats"): ("columns", "columns_moments", 7),
-    ("instance", -1, "backward"): ("columns", "columns_backward", 22),
-    ("layer", 1, "forward"): ("affine", "affine_columns_forward", 7),
-    ("layer", 1, "stats"): ("columns", "columns_moments", 7),
-    ("layer", 1, "backward"): ("affine", "affine_columns_backward", 11),
-    ("layer", -1, "forward"): ("affine", "affine_rows_forward", 9),
+    ("instance", 1, "backward"): ("rows", "rows_backward", 19),
+    ("instance", -1, "forward"): ("columns", "columns_forward", 17),
+    ("instance", -1, "stats"): ("columns", "columns_moments", 6),
+    ("instance", -1, "backward"): ("columns", "columns_backward", 21),
+    ("layer", 1, "forward"): ("affine", "affine_columns_forward", 9),
+    ("layer", 1, "stats"): ("columns", "columns_moments", 6),
+    ("layer", 1, "backward"): ("affine", "affine_columns_backward", 9),
+    ("layer", -1, "forward"): ("affine", "affine_rows_forward", 13),
     ("layer", -1, "stats"): ("rows", "rows_moments", 6),
-    ("layer", -1, "backward"): ("affine", "affine_rows_backward", 14),
+    ("layer", -1, "backward"): ("affine", "affine_rows_backward", 10),
 }
 
 

@@ -38,7 +38,7 @@ from .common import (
     standardize_coefficients,
     standardized_affine,
 )
-from .rows import GROUP_SLICES, _channel_moments, _range_moments, _rows_moments_body
+from .rows import GROUP_SLICES, _channel_moments, _range_moments, rows_moments, rows_moments_serial
 from .table import COUNT, INVSTD, MEAN, set_moments
 
 # --------------------------------------------------------------------------
@@ -159,7 +159,7 @@ def _row_part(t, parts, L):
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _affine_rows_forward_body(xf, yf, S, L, gamma, beta, eps, stats, given):
+def _affine_rows_forward_body(xf, yf, S, L, gamma, beta, eps, stats, given, moments):
     coef = np.empty((S, 3), dtype=yf.dtype)
     if L <= PART:
         R = max(1, ROW_GROUP // L)
@@ -172,7 +172,7 @@ def _affine_rows_forward_body(xf, yf, S, L, gamma, beta, eps, stats, given):
         return
     if given == 0:
         one = as_index(1)  # not the literal 1: see as_index
-        _rows_moments_body(xf, S, one, one, one, L, eps, stats)
+        moments(xf, S, one, one, one, L, eps, stats)
     for s in range(S):
         standardize_coefficients(stats[MEAN, s], stats[INVSTD, s], coef, s)
     parts = (L + PART - 1) // PART
@@ -205,7 +205,9 @@ def _rows_group_backward(dy2, x2, dx2, s0, s1, gamma, eps, stats, given, coef, d
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _affine_rows_backward_body(dyf, xf, dxf, S, L, gamma, eps, stats, given, dgamma, dbeta):
+def _affine_rows_backward_body(
+    dyf, xf, dxf, S, L, gamma, eps, stats, given, dgamma, dbeta, moments
+):
     coef = np.empty((S, 5), dtype=dxf.dtype)
     if L <= PART:
         # Tasks of _rows_per_task rows (dgamma/dbeta add one partial per
@@ -233,7 +235,7 @@ def _affine_rows_backward_body(dyf, xf, dxf, S, L, gamma, eps, stats, given, dga
     # dgamma/dbeta over all rows; then dx by (row, part).
     if given == 0:
         one = as_index(1)  # not the literal 1: see as_index
-        _rows_moments_body(xf, S, one, one, one, L, eps, stats)
+        moments(xf, S, one, one, one, L, eps, stats)
     parts = (L + PART - 1) // PART
     partial = np.empty((S * parts, 2))
     for j in range(L):
@@ -468,25 +470,29 @@ def _affine_columns_backward_body(dyf, xf, dxf, A, L, B, gamma, eps, stats, give
 @njit(parallel=True, **KERNEL_OPTIONS)
 def affine_rows_forward(xf, yf, S, L, gamma, beta, eps, stats, given):
     """Layer norm of S contiguous rows of L, in parallel."""
-    _affine_rows_forward_body(xf, yf, S, L, gamma, beta, eps, stats, given)
+    _affine_rows_forward_body(xf, yf, S, L, gamma, beta, eps, stats, given, rows_moments)
 
 
 @njit(**KERNEL_OPTIONS)
 def affine_rows_forward_serial(xf, yf, S, L, gamma, beta, eps, stats, given):
     """Single-threaded twin of :func:`affine_rows_forward` (same bits)."""
-    _affine_rows_forward_body(xf, yf, S, L, gamma, beta, eps, stats, given)
+    _affine_rows_forward_body(xf, yf, S, L, gamma, beta, eps, stats, given, rows_moments_serial)
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
 def affine_rows_backward(dyf, xf, dxf, S, L, gamma, eps, stats, given, dgamma, dbeta):
     """dx, dgamma and dbeta of layer norm over contiguous rows, in parallel."""
-    _affine_rows_backward_body(dyf, xf, dxf, S, L, gamma, eps, stats, given, dgamma, dbeta)
+    _affine_rows_backward_body(
+        dyf, xf, dxf, S, L, gamma, eps, stats, given, dgamma, dbeta, rows_moments
+    )
 
 
 @njit(**KERNEL_OPTIONS)
 def affine_rows_backward_serial(dyf, xf, dxf, S, L, gamma, eps, stats, given, dgamma, dbeta):
     """Single-threaded twin of :func:`affine_rows_backward` (same bits)."""
-    _affine_rows_backward_body(dyf, xf, dxf, S, L, gamma, eps, stats, given, dgamma, dbeta)
+    _affine_rows_backward_body(
+        dyf, xf, dxf, S, L, gamma, eps, stats, given, dgamma, dbeta, rows_moments_serial
+    )
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)

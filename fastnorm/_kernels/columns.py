@@ -40,6 +40,9 @@ from .common import (
     normalized,
 )
 from .table import (
+    COUNT,
+    INVSTD,
+    M2,
     MEAN,
     SUM_DY,
     SUM_DYXC,
@@ -224,15 +227,11 @@ def _merge_channel_moments(n, C, Q, M, Cg, counts, means, m2s, eps, stats):
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _wave_moments(xf, n0, n1, P, C, Q, M, G, eps, stats):
-    """Statistics of samples [n0, n1): parallel parts merged in order.
-
-    Inlined, so its ``prange`` loops run in parallel inside parallel kernels
-    and serially inside serial ones.
-    """
+def _columns_moments_body(xf, N, P, C, Q, M, G, eps, stats):
+    """Statistics of every sample: parallel parts merged in order."""
     K = M * C * Q
     block_rows, part_rows, parts = columns_plan(P, K)
-    T = (n1 - n0) * parts
+    T = N * parts
     counts = np.empty(T)
     means = np.empty((T, K))
     m2s = np.empty((T, K))
@@ -240,14 +239,14 @@ def _wave_moments(xf, n0, n1, P, C, Q, M, G, eps, stats):
         i = t // parts
         r0 = (t - i * parts) * part_rows
         counts[t] = _range_moments(
-            xf, (n0 + i) * P * K, K, K, r0, min(P, r0 + part_rows), block_rows, means[t], m2s[t]
+            xf, i * P * K, K, K, r0, min(P, r0 + part_rows), block_rows, means[t], m2s[t]
         )
-    for i in prange(n1 - n0):
+    for i in prange(N):
         mean = np.empty(K)
         m2 = np.empty(K)
         rows = slice(i * parts, (i + 1) * parts)
         count = _merge_parts(counts[rows], means[rows], m2s[rows], mean, m2)
-        _merge_channel_moments(as_index(n0 + i), C, Q, M, C // G, count, mean, m2, eps, stats)
+        _merge_channel_moments(as_index(i), C, Q, M, C // G, count, mean, m2, eps, stats)
 
 
 @njit(**KERNEL_OPTIONS)
@@ -314,6 +313,27 @@ def _wave_size(P, K):
     """Samples per wave: statistics then output of a wave of about WAVE
     elements, so the second pass reads x from cache, not memory."""
     return max(1, WAVE // (P * K))
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _wave_moments(moments, xf, n0, n1, P, C, Q, M, G, eps, stats, table):
+    """Statistics of samples [n0, n1) by the ``moments`` kernel.
+
+    The kernel is called, not inlined: inlined, its two ``prange`` loops were
+    compiled again into the forward and backward kernels, each loop through
+    Numba's three layers of parallel wrappers.  It fills columns from 0, so
+    a wave that is not every sample goes through ``table`` and its moment
+    rows are copied into place (the same bits).
+    """
+    K = M * C * Q
+    whole = n0 == 0 and n1 * C == stats.shape[1]
+    dest = stats if whole else table
+    moments(xf[n0 * P * K : n1 * P * K], n1 - n0, P, C, Q, M, G, eps, dest)
+    if not whole:
+        width = (n1 - n0) * C
+        for row in (COUNT, MEAN, INVSTD, M2):
+            for j in range(width):
+                stats[row, n0 * C + j] = table[row, j]
 
 
 @njit(**KERNEL_OPTIONS)
@@ -416,7 +436,7 @@ def _backward_sample(n, dyf, xf, dxf, P, C, Q, M, G, gamma, eps, stats, given, c
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _columns_forward_body(xf, yf, N, P, C, Q, M, G, gamma, beta, eps, stats, given):
+def _columns_forward_body(xf, yf, N, P, C, Q, M, G, gamma, beta, eps, stats, given, moments):
     """Forward for every sample, in parallel over samples or parts."""
     K = M * C * Q
     coef = np.empty((N * C, 3), dtype=yf.dtype)
@@ -429,10 +449,11 @@ def _columns_forward_body(xf, yf, N, P, C, Q, M, G, gamma, beta, eps, stats, giv
         return
     wave = _wave_size(P, K)
     cols = np.empty((wave, 3, K), dtype=yf.dtype)
+    table = np.empty((stats.shape[0], min(N, wave) * C))
     for n0 in range(0, N, wave):
         n1 = min(N, n0 + wave)
         if given == 0:
-            _wave_moments(xf, n0, n1, P, C, Q, M, G, eps, stats)
+            _wave_moments(moments, xf, n0, n1, P, C, Q, M, G, eps, stats, table)
         for i in range(n1 - n0):
             _expand_forward(
                 n0 + i,
@@ -487,7 +508,7 @@ def _wave_grad_sums(dyf, xf, n0, n1, P, C, Q, M, stats, colmean, sdy, sdyxc):
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _columns_backward_body(dyf, xf, dxf, N, P, C, Q, M, G, gamma, eps, stats, given):
+def _columns_backward_body(dyf, xf, dxf, N, P, C, Q, M, G, gamma, eps, stats, given, moments):
     """dx and per-slice sums for every sample, in parallel."""
     K = M * C * Q
     coef = np.empty((N * C, 5), dtype=dxf.dtype)
@@ -500,13 +521,14 @@ def _columns_backward_body(dyf, xf, dxf, N, P, C, Q, M, G, gamma, eps, stats, gi
         return
     wave = _wave_size(P, K)
     cols = np.empty((wave, 5, K), dtype=dxf.dtype)
+    table = np.empty((stats.shape[0], min(N, wave) * C))
     colmean = np.empty((wave, K))
     sdy = np.empty((wave * parts, K))
     sdyxc = np.empty((wave * parts, K))
     for n0 in range(0, N, wave):
         n1 = min(N, n0 + wave)
         if given == 0:
-            _wave_moments(xf, n0, n1, P, C, Q, M, G, eps, stats)
+            _wave_moments(moments, xf, n0, n1, P, C, Q, M, G, eps, stats, table)
         if given < 5:
             _wave_grad_sums(dyf, xf, n0, n1, P, C, Q, M, stats, colmean, sdy, sdyxc)
         for i in range(n1 - n0):
@@ -531,11 +553,6 @@ def _columns_grad_sums_body(dyf, xf, N, P, C, Q, M, G, stats):
         _merge_channel_sums(n, C, Q, M, sdy, sdyxc, stats)
 
 
-@njit(inline="always", **KERNEL_OPTIONS)
-def _columns_moments_body(xf, N, P, C, Q, M, G, eps, stats):
-    _wave_moments(xf, 0, N, P, C, Q, M, G, eps, stats)
-
-
 # --------------------------------------------------------------------------
 # The kernels: each body above compiled twice, with prange running in
 # parallel and as a plain range.  They are spelled out as top-level functions
@@ -558,27 +575,33 @@ def columns_moments_serial(xf, N, P, C, Q, M, G, eps, stats):
 @njit(parallel=True, **KERNEL_OPTIONS)
 def columns_forward(xf, yf, N, P, C, Q, M, G, gamma, beta, eps, stats, given):
     """Forward for every sample, in parallel over samples or parts."""
-    _columns_forward_body(xf, yf, N, P, C, Q, M, G, gamma, beta, eps, stats, given)
+    _columns_forward_body(xf, yf, N, P, C, Q, M, G, gamma, beta, eps, stats, given, columns_moments)
 
 
 @njit(**KERNEL_OPTIONS)
 def columns_forward_serial(xf, yf, N, P, C, Q, M, G, gamma, beta, eps, stats, given):
     """Single-threaded twin of :func:`columns_forward`: the same parts in the same
     order, so the same bits (used for small inputs, busy or forked callers)."""
-    _columns_forward_body(xf, yf, N, P, C, Q, M, G, gamma, beta, eps, stats, given)
+    _columns_forward_body(
+        xf, yf, N, P, C, Q, M, G, gamma, beta, eps, stats, given, columns_moments_serial
+    )
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
 def columns_backward(dyf, xf, dxf, N, P, C, Q, M, G, gamma, eps, stats, given):
     """dx and per-slice sums for every sample, in parallel."""
-    _columns_backward_body(dyf, xf, dxf, N, P, C, Q, M, G, gamma, eps, stats, given)
+    _columns_backward_body(
+        dyf, xf, dxf, N, P, C, Q, M, G, gamma, eps, stats, given, columns_moments
+    )
 
 
 @njit(**KERNEL_OPTIONS)
 def columns_backward_serial(dyf, xf, dxf, N, P, C, Q, M, G, gamma, eps, stats, given):
     """Single-threaded twin of :func:`columns_backward`: the same parts in the same
     order, so the same bits (used for small inputs, busy or forked callers)."""
-    _columns_backward_body(dyf, xf, dxf, N, P, C, Q, M, G, gamma, eps, stats, given)
+    _columns_backward_body(
+        dyf, xf, dxf, N, P, C, Q, M, G, gamma, eps, stats, given, columns_moments_serial
+    )
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)

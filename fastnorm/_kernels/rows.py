@@ -630,7 +630,7 @@ def _rows_moments_body(xf, N, P, G, Cg, Q, eps, stats):
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _rows_forward_body(xf, yf, N, P, G, Cg, Q, gamma, beta, eps, stats, given):
+def _rows_forward_body(xf, yf, N, P, G, Cg, Q, gamma, beta, eps, stats, given, moments):
     """y = (x - mean) * invstd * gamma + beta for every slice, in parallel."""
     S = N * G
     L = Cg * Q
@@ -664,7 +664,7 @@ def _rows_forward_body(xf, yf, N, P, G, Cg, Q, gamma, beta, eps, stats, given):
             )
         return
     if given == 0:
-        _rows_moments_body(xf, N, P, G, Cg, Q, eps, stats)
+        moments(xf, N, P, G, Cg, Q, eps, stats)
     for s in range(S):
         slice_forward_coefficients(stats, s * Cg, Cg, gamma, beta, (s % G) * Cg, coef)
     nblocks = P * per_row
@@ -674,7 +674,7 @@ def _rows_forward_body(xf, yf, N, P, G, Cg, Q, gamma, beta, eps, stats, given):
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _rows_backward_body(dyf, xf, dxf, N, P, G, Cg, Q, gamma, eps, stats, given):
+def _rows_backward_body(dyf, xf, dxf, N, P, G, Cg, Q, gamma, eps, stats, given, moments):
     """dx for every slice and the per-channel sums, in parallel."""
     S = N * G
     L = Cg * Q
@@ -709,7 +709,7 @@ def _rows_backward_body(dyf, xf, dxf, N, P, G, Cg, Q, gamma, eps, stats, given):
             )
         return
     if given == 0:
-        _rows_moments_body(xf, N, P, G, Cg, Q, eps, stats)
+        moments(xf, N, P, G, Cg, Q, eps, stats)
     nblocks = P * per_row
     if given < 5:
         partial = np.zeros((S * parts, 2, Cg))
@@ -784,27 +784,27 @@ def rows_moments_serial(xf, N, P, G, Cg, Q, eps, stats):
 @njit(parallel=True, **KERNEL_OPTIONS)
 def rows_forward(xf, yf, N, P, G, Cg, Q, gamma, beta, eps, stats, given):
     """y = (x - mean) * invstd * gamma + beta for every slice, in parallel."""
-    _rows_forward_body(xf, yf, N, P, G, Cg, Q, gamma, beta, eps, stats, given)
+    _rows_forward_body(xf, yf, N, P, G, Cg, Q, gamma, beta, eps, stats, given, rows_moments)
 
 
 @njit(**KERNEL_OPTIONS)
 def rows_forward_serial(xf, yf, N, P, G, Cg, Q, gamma, beta, eps, stats, given):
     """Single-threaded twin of :func:`rows_forward`: the same parts in the same
     order, so the same bits (used for small inputs, busy or forked callers)."""
-    _rows_forward_body(xf, yf, N, P, G, Cg, Q, gamma, beta, eps, stats, given)
+    _rows_forward_body(xf, yf, N, P, G, Cg, Q, gamma, beta, eps, stats, given, rows_moments_serial)
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
 def rows_backward(dyf, xf, dxf, N, P, G, Cg, Q, gamma, eps, stats, given):
     """dx and the per-channel sums for every slice, in parallel."""
-    _rows_backward_body(dyf, xf, dxf, N, P, G, Cg, Q, gamma, eps, stats, given)
+    _rows_backward_body(dyf, xf, dxf, N, P, G, Cg, Q, gamma, eps, stats, given, rows_moments)
 
 
 @njit(**KERNEL_OPTIONS)
 def rows_backward_serial(dyf, xf, dxf, N, P, G, Cg, Q, gamma, eps, stats, given):
     """Single-threaded twin of :func:`rows_backward`: the same parts in the same
     order, so the same bits (used for small inputs, busy or forked callers)."""
-    _rows_backward_body(dyf, xf, dxf, N, P, G, Cg, Q, gamma, eps, stats, given)
+    _rows_backward_body(dyf, xf, dxf, N, P, G, Cg, Q, gamma, eps, stats, given, rows_moments_serial)
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
