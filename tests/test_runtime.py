@@ -227,3 +227,31 @@ def test_read_only_parameters_compile_no_second_specialization():
     # (kernel, position of gamma in its arguments)
     for kernel, at in ((affine.affine_rows_forward_serial, 4), (rows.rows_forward_serial, 7)):
         assert {sig[at].mutable for sig in kernel.signatures} == {True}, kernel.signatures
+
+
+def test_statistics_kernel_called_by_forward_and_backward_compiles_once():
+    # The forward and backward kernels call their family's statistics kernel
+    # (NHWC: on a slice of x per wave of samples, through a wave table): one
+    # specialization serves them and the *_stats functions, and the
+    # statistics a forward returns are those of *_stats, bit for bit.
+    from fastnorm._kernels import affine, columns, rows
+
+    rng = np.random.default_rng(3)
+    cases = (
+        ((3, 700, 300, 4), -1, columns.columns_moments),  # several samples per wave, parts
+        ((2, 4, 700, 300), 1, rows.rows_moments),  # slices in several parts
+    )
+    for shape, axis, kernel in cases:
+        x = rng.standard_normal(shape).astype(np.float32) + 100
+        y, mean, invstd = fastnorm.group_norm(x, 2, axis=axis, return_stats=True)
+        want_mean, want_invstd = fastnorm.group_norm_stats(x, 2, axis=axis)
+        assert np.array_equal(mean, want_mean) and np.array_equal(invstd, want_invstd)
+        assert np.array_equal(y, fastnorm.group_norm(x, 2, axis=axis, out=np.empty_like(x)))
+        fastnorm.group_norm_backward(x, x, 2, axis=axis)
+        assert len(kernel.signatures) == 1, kernel.signatures
+    x = rng.standard_normal((3, 200000)).astype(np.float32)  # long rows: layer norm by parts
+    fastnorm.layer_norm(x)
+    fastnorm.layer_norm_backward(x, x)
+    fastnorm.layer_norm_stats(x)
+    assert len(rows.rows_moments.signatures) == 1, rows.rows_moments.signatures
+    assert affine.affine_rows_forward.signatures
