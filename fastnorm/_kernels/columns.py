@@ -316,24 +316,24 @@ def _wave_size(P, K):
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _wave_moments(moments, xf, n0, n1, P, C, Q, M, G, eps, stats, table):
+def _wave_moments(moments, xf, n0, n1, P, C, Q, M, G, eps, stats):
     """Statistics of samples [n0, n1) by the ``moments`` kernel.
 
     The kernel is called, not inlined: inlined, its two ``prange`` loops were
     compiled again into the forward and backward kernels, each loop through
     Numba's three layers of parallel wrappers.  It fills columns from 0, so
-    a wave that is not every sample goes through ``table`` and its moment
-    rows are copied into place (the same bits).
+    a wave that is not every sample goes through a table of its own whose
+    moment rows are copied into place (the same bits).
     """
     K = M * C * Q
-    whole = n0 == 0 and n1 * C == stats.shape[1]
-    dest = stats if whole else table
-    moments(xf[n0 * P * K : n1 * P * K], n1 - n0, P, C, Q, M, G, eps, dest)
-    if not whole:
-        width = (n1 - n0) * C
+    wave_x = xf[n0 * P * K : n1 * P * K]
+    if n0 == 0 and n1 * C == stats.shape[1]:
+        moments(wave_x, n1 - n0, P, C, Q, M, G, eps, stats)
+    else:
+        table = np.empty((stats.shape[0], (n1 - n0) * C))
+        moments(wave_x, n1 - n0, P, C, Q, M, G, eps, table)
         for row in (COUNT, MEAN, INVSTD, M2):
-            for j in range(width):
-                stats[row, n0 * C + j] = table[row, j]
+            stats[row, n0 * C : n1 * C] = table[row]
 
 
 @njit(**KERNEL_OPTIONS)
@@ -449,11 +449,10 @@ def _columns_forward_body(xf, yf, N, P, C, Q, M, G, gamma, beta, eps, stats, giv
         return
     wave = _wave_size(P, K)
     cols = np.empty((wave, 3, K), dtype=yf.dtype)
-    table = np.empty((stats.shape[0], min(N, wave) * C))
     for n0 in range(0, N, wave):
         n1 = min(N, n0 + wave)
         if given == 0:
-            _wave_moments(moments, xf, n0, n1, P, C, Q, M, G, eps, stats, table)
+            _wave_moments(moments, xf, n0, n1, P, C, Q, M, G, eps, stats)
         for i in range(n1 - n0):
             _expand_forward(
                 n0 + i,
@@ -521,14 +520,13 @@ def _columns_backward_body(dyf, xf, dxf, N, P, C, Q, M, G, gamma, eps, stats, gi
         return
     wave = _wave_size(P, K)
     cols = np.empty((wave, 5, K), dtype=dxf.dtype)
-    table = np.empty((stats.shape[0], min(N, wave) * C))
     colmean = np.empty((wave, K))
     sdy = np.empty((wave * parts, K))
     sdyxc = np.empty((wave * parts, K))
     for n0 in range(0, N, wave):
         n1 = min(N, n0 + wave)
         if given == 0:
-            _wave_moments(moments, xf, n0, n1, P, C, Q, M, G, eps, stats, table)
+            _wave_moments(moments, xf, n0, n1, P, C, Q, M, G, eps, stats)
         if given < 5:
             _wave_grad_sums(dyf, xf, n0, n1, P, C, Q, M, stats, colmean, sdy, sdyxc)
         for i in range(n1 - n0):
