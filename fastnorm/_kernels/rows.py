@@ -766,6 +766,10 @@ def _rows_grad_sums_body(dyf, xf, N, P, G, Cg, Q, stats):
 # The kernels: each body above compiled twice, with prange running in
 # parallel and as a plain range.  They are spelled out as top-level functions
 # because kernels made by a factory never hit Numba's on-disk cache.
+# The forward and backward bodies get the statistics kernel to call (the
+# parallel one or the serial twin) rather than inlining its body: every
+# ``prange`` of a parallel kernel is compiled through Numba's gufunc wrapper
+# layers, so an inlined statistics body cost each kernel its compile again.
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
