@@ -308,8 +308,9 @@ def test_run_case_records_peers_per_op(monkeypatch):
     fake = bench.Library("fake", lambda c, i, t: "n/a (test)", None, ("group",))
     record = bench.run_case(case, [*libraries, fake], 1, 2, 1e-4, lambda message: None)
     assert record["op"] == "instance" and "fake" not in record["unavailable"]
-    assert set(record["results"]) == {"floor", "fastnorm", "numpy"}
-    assert record["vs_fastest_peer"] == {}  # NumPy is a baseline, not a peer
+    assert set(record["results"]) == {"floor", "parallel floor", "fastnorm", "numpy"}
+    assert record["results"]["parallel floor"]["forward"]["ratio"] > 0
+    assert record["vs_fastest_peer"] == {}  # NumPy and the parallel floor are no peers
     assert record["checked_samples"] == 1
     assert record["results"]["fastnorm"]["match"] and record["results"]["numpy"]["match"]
     # A wrong value in a checked sample is flagged.
@@ -428,3 +429,25 @@ def test_warm_takes_the_specs_compile_ahead_passes():
     specs = json.loads(json.dumps([run.case_spec(case) for case in cases]))
     assert [run.case_from_spec(spec) for spec in specs] == cases
     run.warm(specs[:-1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [0, 1, 7, 4099])
+def test_parallel_floor_copies_and_adds(dtype, size):
+    rng = np.random.default_rng(size)
+    x = rng.standard_normal(size).astype(dtype)
+    dy = rng.standard_normal(size).astype(dtype)
+    out = np.full(size, np.nan, dtype)
+    forward, backward = bench.floors.parallel_floor_calls(x, dy, out, 2)
+    forward()
+    np.testing.assert_array_equal(out, x)
+    backward()
+    np.testing.assert_array_equal(out, dy + x)
+
+
+def test_parallel_floor_only_for_contiguous_compiled_dtypes():
+    x = np.zeros((4, 6), np.float32)
+    assert bench.floors.parallel_floor_calls(x, x, np.empty_like(x), 2) is not None
+    assert bench.floors.parallel_floor_calls(x.T, x.T, np.empty_like(x.T), 2) is None
+    half = x.astype(np.float16)
+    assert bench.floors.parallel_floor_calls(half, half, np.empty_like(half), 2) is None

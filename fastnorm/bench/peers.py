@@ -271,8 +271,10 @@ LIBRARIES = (
     Library("torch-gn", _torch_gn_calls, "torch", ("instance",)),
     Library("onnxruntime", _onnxruntime_calls, "onnxruntime", ("instance", "layer")),
 )
-#: Implementations that are not peers: ours, and the NumPy baseline.
-NOT_PEERS = ("fastnorm", "numpy")
+#: The floors' copy and add split between the threads (see .floors).
+PARALLEL_FLOOR = "parallel floor"
+#: Implementations that are not peers: ours, the NumPy baseline, the parallel floor.
+NOT_PEERS = ("fastnorm", "numpy", PARALLEL_FLOOR)
 
 
 def available_libraries() -> tuple[list[Library], dict[str, str]]:

@@ -123,6 +123,8 @@ def render(report: dict) -> str:
         f"median of {report['rounds']} interleaved rounds",
         "floor: forward np.copyto(out, x), backward np.add(dy, x, out=dx); "
         "'x floor' = time / floor in the same round (lower is better)",
+        f"'parallel floor': the same copy and add split between the {report['threads']} "
+        "threads (one core's floor understates what the threads can move)",
         f"'err {OFFSET_TEXT}+': max absolute error of y and dx against float64 math on "
         f"x = {OFFSET_TEXT} + N(0, 1); both checks cover the leading samples, up to 2^20 "
         "elements",

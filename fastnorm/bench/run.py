@@ -13,8 +13,9 @@ import numpy as np
 import fastnorm
 
 from .cases import OFFSET, TOLERANCE, Case, Inputs, make_inputs
+from .floors import parallel_floor_calls
 from .ops import reference_results
-from .peers import NOT_PEERS, Calls, available_libraries
+from .peers import NOT_PEERS, PARALLEL_FLOOR, Calls, available_libraries
 from .timing import interleave, median_ratio
 
 __all__ = [
@@ -159,6 +160,9 @@ def run_case(case: Case, libraries, threads: int, rounds: int, min_time: float, 
         ("floor", "forward"): lambda: np.copyto(floor_out, inp.x),
         ("floor", "backward"): lambda: np.add(inp.dy, inp.x, out=floor_out),
     }
+    parallel = parallel_floor_calls(inp.x, inp.dy, floor_out, threads)
+    if parallel is not None:
+        fns[(PARALLEL_FLOOR, "forward")], fns[(PARALLEL_FLOOR, "backward")] = parallel
     checks, unavailable, notes = {}, {}, {}
     for lib in libraries:
         if case.op not in lib.ops:
