@@ -11,6 +11,9 @@ fastnorm and the PyTorch peer exactly as ``python -m fastnorm.bench`` does
   ``np.add(dy, x, out=dx)`` (the backward recomputing the statistics, or with
   the forward's saved statistics as autograd does), medians of interleaved
   rounds in the same process;
+- ``track_forward_vs_parallel_floor`` / ``track_backward_saved_vs_parallel_floor``:
+  the same against the copy and add split between fastnorm's threads
+  (:mod:`fastnorm.bench.floors`), what those cores can move;
 - ``track_forward_vs_torch`` / ``track_backward_vs_torch``: fastnorm's time /
   PyTorch's (forward into ``out=`` vs PyTorch's forward, backward with saved
   statistics vs autograd), lower is better; skipped without PyTorch.
@@ -24,7 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 
+import fastnorm
 from fastnorm.bench import LIBRARIES, Case, interleave, lead_args, make_inputs, median_ratio
+from fastnorm.bench.floors import parallel_floor_calls
 from fastnorm.bench.ops import fastnorm_functions
 
 #: Interleaved rounds of the ratio benchmarks.
@@ -44,6 +49,9 @@ class _Norm:
         self.inp = make_inputs(case)
         self.out = np.empty_like(self.inp.x)
         self.floor_out = np.empty_like(self.inp.x)
+        self.parallel_floor = parallel_floor_calls(
+            self.inp.x, self.inp.dy, self.floor_out, fastnorm.get_num_threads()
+        )
         self.lead = lead_args(case)
         self.norm, stats, self.norm_backward = fastnorm_functions(case)
         self.saved = stats(self.inp.x, *self.lead, axis=case.axis)
@@ -122,6 +130,16 @@ class _FloorRatio(_Norm):
         return self.ratio(self.backward_saved, self.floor_backward)
 
     track_backward_saved_ratio.unit = "x np.add"
+
+    def track_forward_vs_parallel_floor(self, *params):
+        return self.ratio(self.forward, self.parallel_floor[0])
+
+    track_forward_vs_parallel_floor.unit = "x parallel copy"
+
+    def track_backward_saved_vs_parallel_floor(self, *params):
+        return self.ratio(self.backward_saved, self.parallel_floor[1])
+
+    track_backward_saved_vs_parallel_floor.unit = "x parallel add"
 
 
 class _TorchRatio(_Norm):
