@@ -36,7 +36,6 @@ from .common import (
     WAVE,
     as_index,
     backward_value,
-    chan_merge,
     normalized,
 )
 from .table import (
@@ -316,20 +315,11 @@ def column_slice_moments(xf, base, P, K, k0, k1, eps, stats, s0):
     mean = np.empty(n)
     m2 = np.empty(n)
     count = _merge_parts(counts, means, m2s, mean, m2)
-    _store_column_moments(stats, s0, count, mean, m2, eps)  # overwrites mean, m2
-
-
-@njit(**KERNEL_OPTIONS)
-def _store_column_moments(stats, s0, count, means, m2s, eps):
-    """Merge each column, a slice of its own, into an empty state (as
-    _merge_channel_moments does for a one-channel group: the same bits) and
-    store it from table column s0, in one loop across the columns: their
-    divisions and square roots vectorize (one after the other they cost
-    layer norm over 96 channels 0.5 cycles per element).  ``means`` and
-    ``m2s`` are scratch: merged in place."""
-    for k in range(means.shape[0]):
-        _, means[k], m2s[k] = chan_merge(0.0, 0.0, 0.0, count, means[k], m2s[k])
-    store_moments(stats, s0, count, means, m2s, eps)
+    # Each column a one-column slice, stored as _merge_channel_moments stores
+    # them (the same bits), in one loop across the columns: their divisions
+    # and square roots vectorize (one after the other they cost layer norm
+    # over 96 channels 0.5 cycles per element).
+    store_moments(stats, s0, count, mean, m2, eps)
 
 
 @njit(inline="always", **KERNEL_OPTIONS)

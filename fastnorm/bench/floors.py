@@ -1,9 +1,10 @@
 """The parallel memory floor: the floors' copy and add split between the threads.
 
 ``np.copyto`` and ``np.add`` (the benchmark's floors) run on one core.  Two
-cores move memory faster than one: on the project's 2 vCPU AMD EPYC, a copy
-split between two threads took 0.54-0.60x the time of ``np.copyto`` on
-5-16 MiB, in the benchmark's interleaved rounds.  These kernels show that
+cores move memory faster than one: on the project's 2 vCPU AMD EPYC, the
+copy and the add split between two threads took 0.5-0.7x the time of
+``np.copyto`` and ``np.add`` on the default cases (1-16 MiB), in the
+benchmark's interleaved rounds.  These kernels show that
 distance per case, so "near the floor" can be judged against what the
 threads fastnorm uses can reach, not only against one core.
 """
