@@ -413,6 +413,24 @@ def test_stats_match_reference(rng, shape, axis, G, dtype):
     np.testing.assert_allclose(invstd, invstd_ref, rtol=1e-10)
 
 
+@pytest.mark.parametrize("shape, axis, G", ALL_CASES)
+def test_stats_of_groups_whose_channels_differ(rng, shape, axis, G):
+    """Channels of a group far apart (offsets of 1e6, spread 1e-3): the
+    group's variance is mostly between its channels, which the merge of the
+    channels' statistics adds (channels-last: columns of equal counts)."""
+    C = shape[axis]
+    if G == C:
+        pytest.skip("groups of one channel: nothing is merged between channels")
+    at_axis = [C if i == axis % len(shape) else 1 for i in range(len(shape))]
+    x = 1e6 * rng.standard_normal(C).reshape(at_axis) + 1e-3 * rng.standard_normal(shape)
+    mean, invstd = fastnorm.group_norm_stats(x, G, axis=axis, eps=0.0)
+    mean_ref, invstd_ref = group_norm_stats_ref(x, G, axis=axis, eps=0.0)
+    np.testing.assert_allclose(mean, mean_ref, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(invstd, invstd_ref, rtol=1e-12)
+    y = fastnorm.group_norm(x, G, axis=axis)
+    assert np.max(np.abs(y - group_norm_ref(x, G, axis=axis))) <= 1e-12
+
+
 @pytest.mark.parametrize("shape, axis, G", CASES)
 @pytest.mark.parametrize("gamma_kind", ["none", "channel", "group"])
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
